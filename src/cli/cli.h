@@ -1,0 +1,39 @@
+/*
+ * cli.h - the zonevm command line (src/cli).
+ *
+ * Every subcommand is one entry of the commands[] table in main.c, with a
+ * main-like function declared here.  Subcommands parse their own arguments,
+ * print errors that name what was wrong, and return an exit status; only
+ * main() calls exit().
+ */
+#ifndef ZONEVM_CLI_H
+#define ZONEVM_CLI_H
+
+#include <stdint.h>
+
+struct cli_command {
+	const char *name;
+	const char *summary;
+	int (*main)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+
+/* Exit statuses shared by all subcommands. */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1, /* the operation failed; a message says why */
+	CLI_EXIT_USAGE = 2, /* bad command line */
+};
+
+int cmd_run_main(int argc, char **argv);
+
+/*
+ * Parse a size such as "512", "64K", "256M", "3.5G" (powers of 1024; a
+ * trailing "B" or "iB" is accepted).  Returns 0, or -EINVAL for a
+ * malformed size, -ERANGE when it does not fit in 64 bits.
+ */
+int cli_parse_size(const char *s, uint64_t *out);
+
+/* Print "zonevm: " + message to stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * cmd_run.c - `zonevm run`: the VMM on its own, every resource given on the
+ * command line (like kvmtool or Firecracker).
+ *
+ * Parses and checks the options, opens every file the guest needs, then
+ * hands file descriptors to vmm_run().  Every bad input is reported here,
+ * before any vCPU runs, with the option and the cause.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vmm/vmm.h"
+
+#define RUN_DEFAULT_MEM     (256ULL << 20)
+#define RUN_DEFAULT_CMDLINE "console=ttyS0 panic=-1"
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: zonevm run --kernel PATH [--initrd PATH] [--cmdline STR]\n"
+		"                  [--cpus N] [--mem SIZE] [--on-reboot exit|restart]\n"
+		"\n"
+		"Boot a Linux bzImage (boot protocol 2.12+, 64-bit entry) under KVM.\n"
+		"  --kernel PATH      the kernel (bzImage)\n"
+		"  --initrd PATH      an initial ramdisk\n"
+		"  --cmdline STR      kernel command line (default \"%s\")\n"
+		"  --cpus N           vCPUs, 1 to what KVM allows (default 1)\n"
+		"  --mem SIZE         guest memory with K/M/G suffix (default 256M); locked\n"
+		"  --on-reboot ACT    exit (default: exit status 3) or restart the guest\n"
+		"\n"
+		"The guest's serial console (COM1) is on stdin/stdout; when stdin is a\n"
+		"terminal it is put in raw mode and Ctrl-] then q stops the VM.\n"
+		"Exit status: 0 guest powered off, 1 error, 2 usage, 3 guest rebooted,\n"
+		"4 guest crashed (triple fault), 5 stopped by a signal or the escape.\n",
+		RUN_DEFAULT_CMDLINE);
+}
+
+static int open_input(const char *what, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		cli_err("cannot open %s \"%s\": %s", what, path, strerror(errno));
+	return fd;
+}
+
+static int parse_cpus(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > 1u << 20) {
+		cli_err("--cpus: \"%s\" is not a number of vCPUs", s);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+int cmd_run_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'c'}, {"cpus", required_argument, NULL, 'n'},
+		{"mem", required_argument, NULL, 'm'},    {"on-reboot", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	const char *kernel = NULL, *initrd = NULL;
+	struct vmm_config cfg = {
+		.kernel_fd = -1, .initrd_fd = -1, .cmdline = RUN_DEFAULT_CMDLINE, .ncpus = 1,
+		.mem_size = RUN_DEFAULT_MEM, .console_in = STDIN_FILENO,
+		.console_out = STDOUT_FILENO,
+	};
+	struct vmm_limits lim;
+	int c, ret, status = CLI_EXIT_USAGE;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			kernel = optarg;
+			break;
+		case 'i':
+			initrd = optarg;
+			break;
+		case 'c':
+			cfg.cmdline = optarg;
+			break;
+		case 'n':
+			if (parse_cpus(optarg, &cfg.ncpus) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'm':
+			ret = cli_parse_size(optarg, &cfg.mem_size);
+			if (ret < 0) {
+				cli_err("--mem: \"%s\" is not a size (examples: 512M, 2G)", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'r':
+			if (!strcmp(optarg, "restart")) {
+				cfg.reboot_restart = true;
+			} else if (!strcmp(optarg, "exit")) {
+				cfg.reboot_restart = false;
+			} else {
+				cli_err("--on-reboot: \"%s\" is neither exit nor restart", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			run_usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			run_usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_err("run: unexpected argument \"%s\"", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	if (!kernel) {
+		cli_err("run: --kernel is required");
+		run_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (cfg.mem_size < (2ULL << 20) || cfg.mem_size % 4096) {
+		cli_err("--mem: %llu bytes is not a usable guest memory size "
+			"(at least 2M, a multiple of 4K)",
+			(unsigned long long)cfg.mem_size);
+		return CLI_EXIT_USAGE;
+	}
+	if ((ret = vmm_query_limits(&lim)) < 0) {
+		cli_err("cannot use /dev/kvm: %s", strerror(-ret));
+		return CLI_EXIT_ERROR;
+	}
+	if (cfg.ncpus < 1 || cfg.ncpus > lim.max_vcpus) {
+		cli_err("--cpus: %u vCPUs asked; this host's KVM allows 1 to %u (KVM_CAP_MAX_VCPUS)",
+			cfg.ncpus, lim.max_vcpus);
+		return CLI_EXIT_USAGE;
+	}
+
+	status = CLI_EXIT_ERROR;
+	cfg.kernel_name = kernel;
+	cfg.initrd_name = initrd;
+	if ((cfg.kernel_fd = open_input("kernel", kernel)) < 0)
+		goto out;
+	if (initrd && (cfg.initrd_fd = open_input("initrd", initrd)) < 0)
+		goto out;
+	status = vmm_run(&cfg);
+out:
+	if (cfg.kernel_fd >= 0)
+		close(cfg.kernel_fd);
+	if (cfg.initrd_fd >= 0)
+		close(cfg.initrd_fd);
+	return status;
+}

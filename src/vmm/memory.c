@@ -1,0 +1,97 @@
+/*
+ * memory.c - guest RAM: one anonymous mapping, locked before any vCPU runs.
+ *
+ * Owns the split of RAM around the 32-bit MMIO hole (RAM below
+ * LAYOUT_MMIO_HOLE at gpa 0, the rest at 4 GiB) and the translation of
+ * guest-physical ranges to host pointers.  The seed's policy is no
+ * overcommit: if the memory cannot be locked the VM does not start, and the
+ * message says how much was asked and which limit stopped it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "layout.h"
+
+void mem_layout(uint64_t size, uint64_t *low, uint64_t *high)
+{
+	*low = size < LAYOUT_MMIO_HOLE ? size : LAYOUT_MMIO_HOLE;
+	*high = size - *low;
+}
+
+static void mem_explain_lock_failure(uint64_t size, int err)
+{
+	struct rlimit rl;
+	char want[32], lim[32];
+
+	vm_fmt_size(size, want, sizeof(want));
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < size && geteuid() != 0) {
+		vm_log("cannot lock %s of guest memory: RLIMIT_MEMLOCK is %s "
+		       "(raise it with 'ulimit -l' or run with CAP_IPC_LOCK); "
+		       "zonevm does not overcommit guest memory",
+		       want, vm_fmt_size(rl.rlim_cur, lim, sizeof(lim)));
+		return;
+	}
+	long avail = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	vm_log("cannot lock %s of guest memory: %s (the host has %s free); "
+	       "zonevm does not overcommit guest memory",
+	       want, strerror(err),
+	       vm_fmt_size((uint64_t)(avail > 0 ? avail : 0) * (uint64_t)page, lim, sizeof(lim)));
+}
+
+int mem_alloc(struct vm_mem *m, uint64_t size)
+{
+	char want[32];
+	void *p;
+
+	memset(m, 0, sizeof(*m));
+	mem_layout(size, &m->low_size, &m->high_size);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (p == MAP_FAILED) {
+		int err = errno;
+		vm_log("cannot map %s of guest memory: %s", vm_fmt_size(size, want, sizeof(want)),
+		       strerror(err));
+		return -err;
+	}
+	/* Huge pages make locking faster and nested paging cheaper; a hint only. */
+	madvise(p, size, MADV_HUGEPAGE);
+	madvise(p, size, MADV_DONTFORK);
+	if (mlock(p, size) != 0) {
+		int err = errno;
+		mem_explain_lock_failure(size, err);
+		munmap(p, size);
+		return -err;
+	}
+	m->base = p;
+	m->size = size;
+	return 0;
+}
+
+void mem_free(struct vm_mem *m)
+{
+	if (m->base)
+		munmap(m->base, m->size);
+	m->base = NULL;
+}
+
+void *mem_ptr(const struct vm_mem *m, uint64_t gpa, uint64_t len)
+{
+	if (gpa < m->low_size) {
+		if (len > m->low_size - gpa)
+			return NULL;
+		return m->base + gpa;
+	}
+	if (gpa >= LAYOUT_HIGH_RAM && gpa - LAYOUT_HIGH_RAM < m->high_size) {
+		uint64_t off = gpa - LAYOUT_HIGH_RAM;
+		if (len > m->high_size - off)
+			return NULL;
+		return m->base + m->low_size + off;
+	}
+	return NULL;
+}
