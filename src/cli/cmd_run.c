@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -44,9 +45,17 @@ static void run_usage(FILE *f)
 static int open_input(const char *what, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
 
-	if (fd < 0)
+	if (fd < 0) {
 		cli_err("cannot open %s \"%s\": %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_err("cannot use %s \"%s\": it is a directory", what, path);
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
