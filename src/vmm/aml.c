@@ -28,8 +28,6 @@
 #define AML_MULTI_NAME    0x2F
 #define AML_EXT_OP_PREFIX 0x5B
 #define AML_DEVICE_OP     0x82 /* after AML_EXT_OP_PREFIX */
-#define AML_ROOT_CHAR     0x5C
-#define AML_PARENT_CHAR   0x5E
 #define AML_RETURN_OP     0xA4
 #define AML_ONES_OP       0xFF
 
