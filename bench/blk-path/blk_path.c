@@ -27,7 +27,7 @@
 #include "memdisk.h"
 #include "vguest.h"
 
-#define QSIZE	  256
+#define QSIZE     256
 #define DISK_SIZE (256ull << 20)
 
 struct hdr {
@@ -46,17 +46,20 @@ static double now(clockid_t c)
 static void usage(void)
 {
 	fprintf(stderr, "usage: blk-path [--backend mem|file] [--file PATH] [--rw read|write] "
-			"[--bs BYTES] [--depth N] [--seconds S]\n");
+	                "[--bs BYTES] [--depth N] [--seconds S]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"backend", required_argument, NULL, 'b'}, {"file", required_argument, NULL, 'f'},
-		{"rw", required_argument, NULL, 'r'},	   {"bs", required_argument, NULL, 's'},
-		{"depth", required_argument, NULL, 'd'},   {"seconds", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"file", required_argument, NULL, 'f'},
+	    {"rw", required_argument, NULL, 'r'},
+	    {"bs", required_argument, NULL, 's'},
+	    {"depth", required_argument, NULL, 'd'},
+	    {"seconds", required_argument, NULL, 't'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *backend = "mem", *path = NULL;
 	bool write = false;
@@ -73,13 +76,26 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'b': backend = optarg; break;
-		case 'f': path = optarg; break;
-		case 'r': write = strcmp(optarg, "write") == 0; break;
-		case 's': bs = (unsigned)strtoul(optarg, NULL, 0); break;
-		case 'd': depth = (unsigned)strtoul(optarg, NULL, 0); break;
-		case 't': secs = strtod(optarg, NULL); break;
-		default: usage();
+		case 'b':
+			backend = optarg;
+			break;
+		case 'f':
+			path = optarg;
+			break;
+		case 'r':
+			write = strcmp(optarg, "write") == 0;
+			break;
+		case 's':
+			bs = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'd':
+			depth = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 't':
+			secs = strtod(optarg, NULL);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (bs == 0 || bs % 512 || bs > (1u << 20) || depth == 0 || depth > QSIZE / 3)

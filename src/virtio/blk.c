@@ -32,26 +32,26 @@
 
 #include "internal.h"
 
-#define VIRTIO_BLK_T_IN		  0
-#define VIRTIO_BLK_T_OUT	  1
-#define VIRTIO_BLK_T_FLUSH	  4
-#define VIRTIO_BLK_T_GET_ID	  8
-#define VIRTIO_BLK_T_DISCARD	  11
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_DISCARD      11
 #define VIRTIO_BLK_T_WRITE_ZEROES 13
 
-#define VIRTIO_BLK_S_OK	    0
+#define VIRTIO_BLK_S_OK     0
 #define VIRTIO_BLK_S_IOERR  1
 #define VIRTIO_BLK_S_UNSUPP 2
 
 #define VBLK_SUBMITTED -1 /* not a status: the backend has the request */
 #define VBLK_NO_STATUS -2 /* not a status: nowhere to write one */
 
-#define VBLK_SEG_MAX		126 /* data segments per request */
-#define VBLK_IOV_MAX		(VBLK_SEG_MAX + 2)
-#define VBLK_DWZ_MAX_SECTORS	(UINT32_C(1) << 22) /* 2 GiB per discard */
-#define VBLK_WZ_FLAG_UNMAP	1u
+#define VBLK_SEG_MAX            126 /* data segments per request */
+#define VBLK_IOV_MAX            (VBLK_SEG_MAX + 2)
+#define VBLK_DWZ_MAX_SECTORS    (UINT32_C(1) << 22) /* 2 GiB per discard */
+#define VBLK_WZ_FLAG_UNMAP      1u
 #define VBLK_QUEUE_SIZE_DEFAULT 256
-#define VBLK_QUEUE_SIZE_MAX	1024
+#define VBLK_QUEUE_SIZE_MAX     1024
 
 struct vblk_outhdr {
 	uint32_t type;
@@ -161,7 +161,7 @@ static int vblk_submit(struct vblk *b, struct vblk_queue *bq, struct vblk_req *r
 
 	if (r < 0) {
 		virtio_log("%s: %s backend refused a request: %s", b->name, b->be->ops->name,
-			   strerror(-r));
+		           strerror(-r));
 		return VIRTIO_BLK_S_IOERR;
 	}
 	bq->inflight++;
@@ -171,7 +171,7 @@ static int vblk_submit(struct vblk *b, struct vblk_queue *bq, struct vblk_req *r
 
 /* IN and OUT: carve the data out of the chain, check it, hand it over. */
 static int vblk_parse_rw(struct vblk *b, struct vblk_queue *bq, struct vblk_req *req,
-			 uint64_t sector, bool write)
+                         uint64_t sector, bool write)
 {
 	struct vq_chain *ch = &req->chain;
 	struct iovec *iov;
@@ -208,33 +208,32 @@ static int vblk_parse_rw(struct vblk *b, struct vblk_queue *bq, struct vblk_req 
 	}
 	if (len % 512 != 0) {
 		virtio_dev_log_guest(&b->dev, "%s of %llu bytes is not a multiple of 512",
-				     write ? "write" : "read", (unsigned long long)len);
+		                     write ? "write" : "read", (unsigned long long)len);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (!vblk_in_range(b, sector, len >> VBLK_SECTOR_SHIFT)) {
 		virtio_dev_log_guest(&b->dev, "%s of %llu sectors at %llu beyond capacity %llu",
-				     write ? "write" : "read",
-				     (unsigned long long)(len >> VBLK_SECTOR_SHIFT),
-				     (unsigned long long)sector, (unsigned long long)b->capacity);
+		                     write ? "write" : "read",
+		                     (unsigned long long)(len >> VBLK_SECTOR_SHIFT),
+		                     (unsigned long long)sector, (unsigned long long)b->capacity);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (len == 0)
 		return VIRTIO_BLK_S_OK;
 	req->io = (struct vblk_io){
-		.op = write ? VBLK_OP_WRITE : VBLK_OP_READ,
-		/* Without FLUSH the driver believes the cache is write-through. */
-		.dsync = write && !virtio_dev_has(&b->dev, VIRTIO_BLK_F_FLUSH),
-		.offset = sector << VBLK_SECTOR_SHIFT,
-		.len = len,
-		.iov = iov,
-		.iovcnt = n,
+	    .op = write ? VBLK_OP_WRITE : VBLK_OP_READ,
+	    /* Without FLUSH the driver believes the cache is write-through. */
+	    .dsync = write && !virtio_dev_has(&b->dev, VIRTIO_BLK_F_FLUSH),
+	    .offset = sector << VBLK_SECTOR_SHIFT,
+	    .len = len,
+	    .iov = iov,
+	    .iovcnt = n,
 	};
 	return vblk_submit(b, bq, req);
 }
 
 /* DISCARD and WRITE_ZEROES: one segment after the header. */
-static int vblk_parse_dwz(struct vblk *b, struct vblk_queue *bq, struct vblk_req *req,
-			  bool zeroes)
+static int vblk_parse_dwz(struct vblk *b, struct vblk_queue *bq, struct vblk_req *req, bool zeroes)
 {
 	struct vq_chain *ch = &req->chain;
 	struct vblk_dwz_seg seg;
@@ -248,8 +247,8 @@ static int vblk_parse_dwz(struct vblk *b, struct vblk_queue *bq, struct vblk_req
 		return VIRTIO_BLK_S_IOERR;
 	if (payload == 0 || payload % sizeof(seg) != 0) {
 		virtio_dev_log_guest(&b->dev, "%s payload of %llu bytes is not whole segments",
-				     zeroes ? "write-zeroes" : "discard",
-				     (unsigned long long)payload);
+		                     zeroes ? "write-zeroes" : "discard",
+		                     (unsigned long long)payload);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (payload > sizeof(seg)) /* max_*_seg is 1 */
@@ -263,17 +262,17 @@ static int vblk_parse_dwz(struct vblk *b, struct vblk_queue *bq, struct vblk_req
 		return VIRTIO_BLK_S_UNSUPP;
 	if (nsect > VBLK_DWZ_MAX_SECTORS || !vblk_in_range(b, sector, nsect)) {
 		virtio_dev_log_guest(&b->dev, "%s of %u sectors at %llu beyond limits",
-				     zeroes ? "write-zeroes" : "discard", nsect,
-				     (unsigned long long)sector);
+		                     zeroes ? "write-zeroes" : "discard", nsect,
+		                     (unsigned long long)sector);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (nsect == 0)
 		return VIRTIO_BLK_S_OK;
 	req->io = (struct vblk_io){
-		.op = zeroes ? VBLK_OP_WRITE_ZEROES : VBLK_OP_DISCARD,
-		.unmap = flags & VBLK_WZ_FLAG_UNMAP,
-		.offset = sector << VBLK_SECTOR_SHIFT,
-		.len = (uint64_t)nsect << VBLK_SECTOR_SHIFT,
+	    .op = zeroes ? VBLK_OP_WRITE_ZEROES : VBLK_OP_DISCARD,
+	    .unmap = flags & VBLK_WZ_FLAG_UNMAP,
+	    .offset = sector << VBLK_SECTOR_SHIFT,
+	    .len = (uint64_t)nsect << VBLK_SECTOR_SHIFT,
 	};
 	return vblk_submit(b, bq, req);
 }
@@ -288,18 +287,18 @@ static int vblk_parse(struct vblk *b, struct vblk_queue *bq, struct vblk_req *re
 	req->status = NULL;
 	if (ch->last_wr.iov_len == 0) {
 		virtio_dev_log_guest(&b->dev, "request at head %u has no writable status byte",
-				     ch->head);
+		                     ch->head);
 		return VBLK_NO_STATUS;
 	}
 	req->status = (uint8_t *)ch->last_wr.iov_base + ch->last_wr.iov_len - 1;
 	if (ch->rd_len < sizeof(h)) {
 		virtio_dev_log_guest(&b->dev, "request at head %u: header of %llu bytes, want 16",
-				     ch->head, (unsigned long long)ch->rd_len);
+		                     ch->head, (unsigned long long)ch->rd_len);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (ch->truncated) {
 		virtio_dev_log_guest(&b->dev, "request at head %u has more than %u segments",
-				     ch->head, VBLK_SEG_MAX);
+		                     ch->head, VBLK_SEG_MAX);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	vq_iov_to_buf(ch->iov, ch->rd, 0, &h, sizeof(h));
@@ -346,7 +345,8 @@ static void vblk_run(struct vblk *b, struct vblk_queue *bq)
 			bq->nr_requests++;
 			st = vblk_parse(b, bq, req);
 			if (st != VBLK_SUBMITTED)
-				vblk_complete(b, bq, req, st == VBLK_NO_STATUS ? VIRTIO_BLK_S_IOERR : st);
+				vblk_complete(b, bq, req,
+				              st == VBLK_NO_STATUS ? VIRTIO_BLK_S_IOERR : st);
 		}
 		/* Broken, or out of slots: vblk_queue_poll resumes. */
 		if (r < 0 || bq->free == NULL)
@@ -364,11 +364,11 @@ static void vblk_run(struct vblk *b, struct vblk_queue *bq)
 static void vblk_io_done(struct vblk *b, struct vblk_queue *bq, struct vblk_io *io)
 {
 	static const char *const opname[] = {
-		[VBLK_OP_READ] = "read",
-		[VBLK_OP_WRITE] = "write",
-		[VBLK_OP_FLUSH] = "flush",
-		[VBLK_OP_DISCARD] = "discard",
-		[VBLK_OP_WRITE_ZEROES] = "write-zeroes",
+	    [VBLK_OP_READ] = "read",
+	    [VBLK_OP_WRITE] = "write",
+	    [VBLK_OP_FLUSH] = "flush",
+	    [VBLK_OP_DISCARD] = "discard",
+	    [VBLK_OP_WRITE_ZEROES] = "write-zeroes",
 	};
 	struct vblk_req *req = (struct vblk_req *)io;
 	int st = VIRTIO_BLK_S_OK;
@@ -380,8 +380,8 @@ static void vblk_io_done(struct vblk *b, struct vblk_queue *bq, struct vblk_io *
 		/* A host error: the guest learns it as IOERR, never OK.  Rate
 		 * limited because a guest can repeat the request. */
 		virtio_dev_log_guest(&b->dev, "host %s of %llu bytes at %llu failed: %s",
-				     opname[io->op], (unsigned long long)io->len,
-				     (unsigned long long)io->offset, strerror(-io->result));
+		                     opname[io->op], (unsigned long long)io->len,
+		                     (unsigned long long)io->offset, strerror(-io->result));
 		st = VIRTIO_BLK_S_IOERR;
 	}
 	vblk_complete(b, bq, req, st);
@@ -461,24 +461,24 @@ static void vblk_destroy(struct virtio_dev *dev)
 }
 
 static const struct virtio_dev_ops vblk_ops = {
-	.queue_notify = vblk_notify,
-	.reset = vblk_reset,
-	.destroy = vblk_destroy,
+    .queue_notify = vblk_notify,
+    .reset = vblk_reset,
+    .destroy = vblk_destroy,
 };
 
 static void vblk_fill_config(struct vblk *b, uint32_t blk_size)
 {
 	struct vblk_config_space c = {
-		.capacity = htole64(b->capacity),
-		.seg_max = htole32(VBLK_SEG_MAX),
-		.blk_size = htole32(blk_size),
-		.num_queues = htole16(b->dev.num_queues),
-		.max_discard_sectors = htole32(VBLK_DWZ_MAX_SECTORS),
-		.max_discard_seg = htole32(1),
-		.discard_sector_alignment = htole32(blk_size >> VBLK_SECTOR_SHIFT),
-		.max_write_zeroes_sectors = htole32(VBLK_DWZ_MAX_SECTORS),
-		.max_write_zeroes_seg = htole32(1),
-		.write_zeroes_may_unmap = 1,
+	    .capacity = htole64(b->capacity),
+	    .seg_max = htole32(VBLK_SEG_MAX),
+	    .blk_size = htole32(blk_size),
+	    .num_queues = htole16(b->dev.num_queues),
+	    .max_discard_sectors = htole32(VBLK_DWZ_MAX_SECTORS),
+	    .max_discard_seg = htole32(1),
+	    .discard_sector_alignment = htole32(blk_size >> VBLK_SECTOR_SHIFT),
+	    .max_write_zeroes_sectors = htole32(VBLK_DWZ_MAX_SECTORS),
+	    .max_write_zeroes_seg = htole32(1),
+	    .write_zeroes_may_unmap = 1,
 	};
 
 	memcpy(b->dev.config, &c, sizeof(c));
@@ -486,29 +486,30 @@ static void vblk_fill_config(struct vblk *b, uint32_t blk_size)
 }
 
 int vblk_create(const struct vblk_config *cfg, struct vblk_backend *be, const struct gmem *gm,
-		const struct virtio_env *env, struct virtio_dev **out)
+                const struct virtio_env *env, struct virtio_dev **out)
 {
 	uint16_t qsize = cfg->queue_size ? cfg->queue_size : VBLK_QUEUE_SIZE_DEFAULT;
 	uint32_t blk_size = cfg->blk_size ? cfg->blk_size : 512;
 	uint64_t feat = VIRTIO_F_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
-			VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX) | VIRTIO_F_BIT(VIRTIO_BLK_F_SEG_MAX) |
-			VIRTIO_F_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_F_BIT(VIRTIO_BLK_F_FLUSH);
+	                VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX) | VIRTIO_F_BIT(VIRTIO_BLK_F_SEG_MAX) |
+	                VIRTIO_F_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_F_BIT(VIRTIO_BLK_F_FLUSH);
 	char name[96];
 	struct vblk *b;
 	int r;
 
 	if (cfg->num_queues == 0 || cfg->num_queues > be->nr_queues || (qsize & (qsize - 1)) ||
-	    qsize > VBLK_QUEUE_SIZE_MAX || be->depth < qsize || be->size % 512 ||
-	    blk_size < 512 || (blk_size & (blk_size - 1))) {
+	    qsize > VBLK_QUEUE_SIZE_MAX || be->depth < qsize || be->size % 512 || blk_size < 512 ||
+	    (blk_size & (blk_size - 1))) {
 		virtio_log("disk \"%s\": bad configuration (%u queues of %u, backend %u queues of "
-			   "depth %u, block size %u)",
-			   cfg->name, cfg->num_queues, qsize, be->nr_queues, be->depth, blk_size);
+		           "depth %u, block size %u)",
+		           cfg->name, cfg->num_queues, qsize, be->nr_queues, be->depth, blk_size);
 		return -EINVAL;
 	}
 	if (cfg->read_only)
 		feat |= VIRTIO_F_BIT(VIRTIO_BLK_F_RO);
 	else
-		feat |= VIRTIO_F_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_F_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+		feat |=
+		    VIRTIO_F_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_F_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (cfg->num_queues > 1)
 		feat |= VIRTIO_F_BIT(VIRTIO_BLK_F_MQ);
 	b = calloc(1, sizeof(*b));
@@ -516,7 +517,7 @@ int vblk_create(const struct vblk_config *cfg, struct vblk_backend *be, const st
 		return -ENOMEM;
 	snprintf(name, sizeof(name), "virtio-blk %s", cfg->name);
 	r = virtio_dev_init(&b->dev, &vblk_ops, name, VIRTIO_ID_BLOCK, cfg->num_queues, qsize, feat,
-			    gm, env);
+	                    gm, env);
 	b->queues = calloc(cfg->num_queues, sizeof(*b->queues));
 	if (r < 0 || b->queues == NULL)
 		goto nomem;

@@ -79,20 +79,19 @@ static void vblk_file_prep(struct vblk_file *f, struct io_uring_sqe *sqe, struct
 		break;
 	case VBLK_OP_DISCARD:
 		io_uring_prep_fallocate(sqe, f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					io->offset, io->len);
+		                        io->offset, io->len);
 		break;
 	case VBLK_OP_WRITE_ZEROES:
 		mode = io->unmap || (io->be_flags & VBLK_FILE_PUNCHED) ? FALLOC_FL_PUNCH_HOLE
-									 : FALLOC_FL_ZERO_RANGE;
+		                                                       : FALLOC_FL_ZERO_RANGE;
 		io_uring_prep_fallocate(sqe, f->fd, mode | FALLOC_FL_KEEP_SIZE, io->offset,
-					io->len);
+		                        io->len);
 		break;
 	}
 	io_uring_sqe_set_data(sqe, io);
 }
 
-static int vblk_file_queue_io(struct vblk_file *f, struct vblk_file_queue *fq,
-			      struct vblk_io *io)
+static int vblk_file_queue_io(struct vblk_file *f, struct vblk_file_queue *fq, struct vblk_io *io)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&fq->ring);
 
@@ -129,7 +128,7 @@ static void vblk_file_commit(struct vblk_backend *be, unsigned q)
 	r = io_uring_submit(&fq->ring);
 	if (r < 0)
 		virtio_log("disk \"%s\": io_uring submit failed: %s (will retry)", f->name,
-			   strerror(-r));
+		           strerror(-r));
 	else
 		fq->queued = false;
 }
@@ -150,7 +149,7 @@ static void vblk_file_advance(struct vblk_io *io, uint64_t n)
 
 /* Account one completion; false if the io went back to the ring. */
 static bool vblk_file_finish(struct vblk_file *f, struct vblk_file_queue *fq, struct vblk_io *io,
-			     int res)
+                             int res)
 {
 	bool resubmit = false;
 
@@ -169,7 +168,7 @@ static bool vblk_file_finish(struct vblk_file *f, struct vblk_file_queue *fq, st
 			}
 		}
 	} else if (io->op == VBLK_OP_WRITE_ZEROES && res == -EOPNOTSUPP &&
-		   !(io->be_flags & VBLK_FILE_PUNCHED) && !io->unmap) {
+	           !(io->be_flags & VBLK_FILE_PUNCHED) && !io->unmap) {
 		/* No ZERO_RANGE here (tmpfs, some block devices): a punched
 		 * hole reads back as zeroes too. */
 		io->be_flags |= VBLK_FILE_PUNCHED;
@@ -185,7 +184,7 @@ static bool vblk_file_finish(struct vblk_file *f, struct vblk_file_queue *fq, st
 }
 
 static unsigned vblk_file_reap(struct vblk_backend *be, unsigned q, struct vblk_io **done,
-			       unsigned max)
+                               unsigned max)
 {
 	struct vblk_file *f = vblk_file_of(be);
 	struct vblk_file_queue *fq = &f->q[q];
@@ -244,13 +243,13 @@ static void vblk_file_destroy(struct vblk_backend *be)
 }
 
 static const struct vblk_backend_ops vblk_file_ops = {
-	.name = "file",
-	.queue_fd = vblk_file_queue_fd,
-	.submit = vblk_file_submit,
-	.commit = vblk_file_commit,
-	.reap = vblk_file_reap,
-	.wait = vblk_file_wait,
-	.destroy = vblk_file_destroy,
+    .name = "file",
+    .queue_fd = vblk_file_queue_fd,
+    .submit = vblk_file_submit,
+    .commit = vblk_file_commit,
+    .reap = vblk_file_reap,
+    .wait = vblk_file_wait,
+    .destroy = vblk_file_destroy,
 };
 
 static int vblk_file_size(int fd, const char *name, uint64_t *size)
@@ -274,16 +273,16 @@ static int vblk_file_size(int fd, const char *name, uint64_t *size)
 	}
 	if (*size % 512 != 0) {
 		virtio_log("disk \"%s\": size %llu bytes is not a multiple of 512 (pad the file, "
-			   "e.g. truncate -s %llu)",
-			   name, (unsigned long long)*size,
-			   (unsigned long long)((*size + 511) / 512 * 512));
+		           "e.g. truncate -s %llu)",
+		           name, (unsigned long long)*size,
+		           (unsigned long long)((*size + 511) / 512 * 512));
 		return -EINVAL;
 	}
 	return 0;
 }
 
 int vblk_file_open(int fd, const char *name, unsigned nr_queues, unsigned depth,
-		   struct vblk_backend **out)
+                   struct vblk_backend **out)
 {
 	struct vblk_file *f;
 	uint64_t size;
@@ -305,10 +304,10 @@ int vblk_file_open(int fd, const char *name, unsigned nr_queues, unsigned depth,
 		return -ENOMEM;
 	}
 	f->be = (struct vblk_backend){
-		.ops = &vblk_file_ops,
-		.size = size,
-		.nr_queues = nr_queues,
-		.depth = depth,
+	    .ops = &vblk_file_ops,
+	    .size = size,
+	    .nr_queues = nr_queues,
+	    .depth = depth,
 	};
 	f->fd = fd;
 	snprintf(f->name, sizeof(f->name), "%s", name);
@@ -320,7 +319,7 @@ int vblk_file_open(int fd, const char *name, unsigned nr_queues, unsigned depth,
 		r = io_uring_queue_init(depth, &fq->ring, 0);
 		if (r < 0) {
 			virtio_log("disk \"%s\": io_uring with %u entries: %s", name, depth,
-				   strerror(-r));
+			           strerror(-r));
 			goto fail;
 		}
 		fq->ring_ok = true;

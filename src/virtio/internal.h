@@ -11,8 +11,8 @@
 
 /* Fill the generic part of a device and allocate its queues. */
 int virtio_dev_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops, const char *name,
-		    uint16_t device_id, uint16_t num_queues, uint16_t queue_size_max,
-		    uint64_t features, const struct gmem *gm, const struct virtio_env *env);
+                    uint16_t device_id, uint16_t num_queues, uint16_t queue_size_max,
+                    uint64_t features, const struct gmem *gm, const struct virtio_env *env);
 void virtio_dev_fini(struct virtio_dev *dev);
 bool virtio_dev_has(const struct virtio_dev *dev, unsigned feature);
 /* Publish queue q's used elements and interrupt the guest if it asks. */
@@ -22,6 +22,6 @@ void virtio_dev_signal(struct virtio_dev *dev, unsigned q);
 void virtio_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Messages a guest can cause: at most a few per minute per device. */
 void virtio_dev_log_guest(struct virtio_dev *dev, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -16,8 +16,8 @@
 #include "internal.h"
 
 #define VRNG_QUEUE_SIZE 256
-#define VRNG_IOV_MAX	64
-#define VRNG_REQ_MAX	(64u * 1024)
+#define VRNG_IOV_MAX    64
+#define VRNG_REQ_MAX    (64u * 1024)
 
 struct vrng {
 	struct virtio_dev dev; /* first: virtio.c hands it back */
@@ -37,8 +37,8 @@ static uint32_t vrng_fill(const struct iovec *iov, unsigned n)
 		if (want > VRNG_REQ_MAX - total)
 			want = VRNG_REQ_MAX - total;
 		while (got < want) {
-			ssize_t r = getrandom((uint8_t *)iov[i].iov_base + got, want - got,
-					      GRND_NONBLOCK);
+			ssize_t r =
+			    getrandom((uint8_t *)iov[i].iov_base + got, want - got, GRND_NONBLOCK);
 
 			if (r < 0 && errno == EINTR)
 				continue;
@@ -79,8 +79,8 @@ static void vrng_destroy(struct virtio_dev *dev)
 }
 
 static const struct virtio_dev_ops vrng_ops = {
-	.queue_notify = vrng_notify,
-	.destroy = vrng_destroy,
+    .queue_notify = vrng_notify,
+    .destroy = vrng_destroy,
 };
 
 int vrng_create(const struct gmem *gm, const struct virtio_env *env, struct virtio_dev **out)
@@ -91,9 +91,9 @@ int vrng_create(const struct gmem *gm, const struct virtio_env *env, struct virt
 	if (r == NULL)
 		return -ENOMEM;
 	e = virtio_dev_init(&r->dev, &vrng_ops, "virtio-rng", VIRTIO_ID_RNG, 1, VRNG_QUEUE_SIZE,
-			    VIRTIO_F_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
-				    VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX),
-			    gm, env);
+	                    VIRTIO_F_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+	                        VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX),
+	                    gm, env);
 	if (e < 0) {
 		free(r);
 		return e;

@@ -65,7 +65,7 @@ void virtio_dev_log_guest(struct virtio_dev *dev, const char *fmt, ...)
 	/* A new window: whoever wins the exchange reopens the budget. */
 	if (now - start >= VIRTIO_LOG_WINDOW_NS &&
 	    __atomic_compare_exchange_n(&dev->log_window_ns, &start, now, false, __ATOMIC_RELAXED,
-					__ATOMIC_RELAXED)) {
+	                                __ATOMIC_RELAXED)) {
 		unsigned dropped = __atomic_exchange_n(&dev->log_dropped, 0, __ATOMIC_RELAXED);
 
 		__atomic_store_n(&dev->log_count, 0, __ATOMIC_RELAXED);
@@ -100,8 +100,8 @@ static void virtio_dev_vq_failed(void *ctx, unsigned q, const char *msg)
 }
 
 int virtio_dev_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops, const char *name,
-		    uint16_t device_id, uint16_t num_queues, uint16_t queue_size_max,
-		    uint64_t features, const struct gmem *gm, const struct virtio_env *env)
+                    uint16_t device_id, uint16_t num_queues, uint16_t queue_size_max,
+                    uint64_t features, const struct gmem *gm, const struct virtio_env *env)
 {
 	dev->ops = ops;
 	snprintf(dev->name, sizeof(dev->name), "%s", name);
@@ -145,12 +145,12 @@ int virtio_dev_set_features(struct virtio_dev *dev, uint64_t features)
 {
 	if (features & ~dev->host_features) {
 		virtio_dev_log_guest(dev, "driver accepted features 0x%llx that were not offered",
-				     (unsigned long long)(features & ~dev->host_features));
+		                     (unsigned long long)(features & ~dev->host_features));
 		return -EINVAL;
 	}
 	if (!(features & VIRTIO_F_BIT(VIRTIO_F_VERSION_1))) {
 		virtio_dev_log_guest(dev, "driver did not accept VIRTIO_F_VERSION_1 (legacy "
-					  "drivers are not supported)");
+		                          "drivers are not supported)");
 		return -EINVAL;
 	}
 	dev->guest_features = features;
@@ -166,28 +166,28 @@ int virtio_dev_config_read(struct virtio_dev *dev, uint32_t off, void *buf, uint
 }
 
 int virtio_dev_queue_enable(struct virtio_dev *dev, unsigned q, uint16_t size, uint64_t desc,
-			    uint64_t avail, uint64_t used)
+                            uint64_t avail, uint64_t used)
 {
 	int r;
 
 	if (q >= dev->num_queues) {
 		virtio_dev_log_guest(dev, "enable of queue %u, the device has %u", q,
-				     dev->num_queues);
+		                     dev->num_queues);
 		return -EINVAL;
 	}
 	if (size > dev->queue_size_max) {
 		virtio_dev_log_guest(dev, "queue %u: size %u is above the maximum %u", q, size,
-				     dev->queue_size_max);
+		                     dev->queue_size_max);
 		return -EINVAL;
 	}
 	r = vq_setup(&dev->vqs[q], dev->gm, q, size, desc, avail, used, dev->guest_features,
-		     virtio_dev_vq_failed, dev);
+	             virtio_dev_vq_failed, dev);
 	if (r < 0) {
 		virtio_dev_log_guest(dev,
-				     "queue %u: size %u, rings desc 0x%llx avail 0x%llx used "
-				     "0x%llx: bad size, alignment or address",
-				     q, size, (unsigned long long)desc, (unsigned long long)avail,
-				     (unsigned long long)used);
+		                     "queue %u: size %u, rings desc 0x%llx avail 0x%llx used "
+		                     "0x%llx: bad size, alignment or address",
+		                     q, size, (unsigned long long)desc, (unsigned long long)avail,
+		                     (unsigned long long)used);
 		return r;
 	}
 	if (dev->ops->queue_start)
@@ -199,7 +199,7 @@ void virtio_dev_queue_notify(struct virtio_dev *dev, unsigned q)
 {
 	if (q >= dev->num_queues) {
 		virtio_dev_log_guest(dev, "notify for queue %u, the device has %u", q,
-				     dev->num_queues);
+		                     dev->num_queues);
 		return;
 	}
 	if (virtio_dev_is_broken(dev) || !dev->vqs[q].ready)

@@ -54,20 +54,20 @@
 /* ---- feature bits and ids (virtio 1.x) ----------------------------------- */
 
 #define VIRTIO_ID_BLOCK 2
-#define VIRTIO_ID_RNG	4
+#define VIRTIO_ID_RNG   4
 
-#define VIRTIO_F_BIT(n)		   (UINT64_C(1) << (n))
+#define VIRTIO_F_BIT(n)             (UINT64_C(1) << (n))
 #define VIRTIO_RING_F_INDIRECT_DESC 28
-#define VIRTIO_RING_F_EVENT_IDX	   29
-#define VIRTIO_F_VERSION_1	   32
+#define VIRTIO_RING_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1          32
 
-#define VIRTIO_BLK_F_SIZE_MAX	  1
-#define VIRTIO_BLK_F_SEG_MAX	  2
-#define VIRTIO_BLK_F_RO		  5
-#define VIRTIO_BLK_F_BLK_SIZE	  6
-#define VIRTIO_BLK_F_FLUSH	  9
-#define VIRTIO_BLK_F_MQ		  12
-#define VIRTIO_BLK_F_DISCARD	  13
+#define VIRTIO_BLK_F_SIZE_MAX     1
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_MQ           12
+#define VIRTIO_BLK_F_DISCARD      13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
 
 /* ---- guest memory map ----------------------------------------------------- */
@@ -128,18 +128,18 @@ struct virtio_dev_ops {
 /* Fields a transport may read; only virtio.c and the device write them. */
 struct virtio_dev {
 	const struct virtio_dev_ops *ops;
-	char name[48];		 /* for messages: "virtio-blk vda" */
-	uint16_t device_id;	 /* VIRTIO_ID_* */
-	uint16_t num_queues;	 /* queues the device offers */
+	char name[48];           /* for messages: "virtio-blk vda" */
+	uint16_t device_id;      /* VIRTIO_ID_* */
+	uint16_t num_queues;     /* queues the device offers */
 	uint16_t queue_size_max; /* largest queue size accepted */
-	uint64_t host_features;	 /* offered */
+	uint64_t host_features;  /* offered */
 	uint64_t guest_features; /* accepted by virtio_dev_set_features */
-	uint32_t config_len;	 /* bytes of device config space */
+	uint32_t config_len;     /* bytes of device config space */
 	uint8_t config[VIRTIO_CONFIG_MAX];
 	const struct gmem *gm;
 	struct virtio_env env;
 	struct vq *vqs; /* num_queues */
-	int broken;	/* atomic: set by a bad chain, cleared by reset */
+	int broken;     /* atomic: set by a bad chain, cleared by reset */
 	uint64_t nr_broken;
 	/* rate limit for messages a guest can trigger */
 	uint64_t log_window_ns;
@@ -161,7 +161,7 @@ int virtio_dev_config_read(struct virtio_dev *dev, uint32_t off, void *buf, uint
  * transport then sets NEEDS_RESET.
  */
 int virtio_dev_queue_enable(struct virtio_dev *dev, unsigned q, uint16_t size, uint64_t desc,
-			    uint64_t avail, uint64_t used);
+                            uint64_t avail, uint64_t used);
 /* The guest notified queue q (ioeventfd fired). */
 void virtio_dev_queue_notify(struct virtio_dev *dev, unsigned q);
 /* Status written 0: wait for in-flight I/O, forget queues and features. */
@@ -172,17 +172,17 @@ bool virtio_dev_is_broken(const struct virtio_dev *dev);
 /* ---- virtio-blk ------------------------------------------------------------ */
 
 #define VBLK_SECTOR_SHIFT 9
-#define VBLK_ID_BYTES	  20
+#define VBLK_ID_BYTES     20
 
 struct vblk_backend;
 
 struct vblk_config {
-	const char *name;		 /* for messages, e.g. the path or "vda" */
-	bool read_only;			 /* offer VIRTIO_BLK_F_RO, fail writes */
+	const char *name;               /* for messages, e.g. the path or "vda" */
+	bool read_only;                 /* offer VIRTIO_BLK_F_RO, fail writes */
 	char serial[VBLK_ID_BYTES + 1]; /* GET_ID answer, may be empty */
-	uint16_t num_queues;		 /* >= 1; > 1 offers VIRTIO_BLK_F_MQ */
-	uint16_t queue_size;		 /* max queue size, power of 2, <= 1024 */
-	uint32_t blk_size;		 /* logical block size, 512 if 0 */
+	uint16_t num_queues;            /* >= 1; > 1 offers VIRTIO_BLK_F_MQ */
+	uint16_t queue_size;            /* max queue size, power of 2, <= 1024 */
+	uint32_t blk_size;              /* logical block size, 512 if 0 */
 };
 
 /*
@@ -190,7 +190,7 @@ struct vblk_config {
  * must have at least cfg->num_queues queues.
  */
 int vblk_create(const struct vblk_config *cfg, struct vblk_backend *be, const struct gmem *gm,
-		const struct virtio_env *env, struct virtio_dev **out);
+                const struct virtio_env *env, struct virtio_dev **out);
 /* The eventfd the event loop polls for queue q's completions, or -1. */
 int vblk_queue_fd(struct virtio_dev *dev, unsigned q);
 /* That fd was readable: complete finished requests, start waiting ones. */
@@ -207,15 +207,15 @@ enum vblk_op {
 
 struct vblk_io {
 	enum vblk_op op;
-	bool dsync;	    /* WRITE: durable on completion (no FLUSH negotiated) */
-	bool unmap;	    /* WRITE_ZEROES: may deallocate */
-	uint64_t offset;    /* bytes */
-	uint64_t len;	    /* bytes */
-	struct iovec *iov;  /* READ/WRITE; the backend may advance it */
+	bool dsync;        /* WRITE: durable on completion (no FLUSH negotiated) */
+	bool unmap;        /* WRITE_ZEROES: may deallocate */
+	uint64_t offset;   /* bytes */
+	uint64_t len;      /* bytes */
+	struct iovec *iov; /* READ/WRITE; the backend may advance it */
 	unsigned iovcnt;
-	int result;	    /* set at completion: 0 or -errno */
-	uint64_t done;	    /* backend's progress */
-	unsigned be_flags;  /* backend's private state */
+	int result;        /* set at completion: 0 or -errno */
+	uint64_t done;     /* backend's progress */
+	unsigned be_flags; /* backend's private state */
 };
 
 /*
@@ -236,9 +236,9 @@ struct vblk_backend_ops {
 
 struct vblk_backend {
 	const struct vblk_backend_ops *ops;
-	uint64_t size;	     /* bytes, a multiple of 512 */
-	unsigned nr_queues;  /* independent submission queues */
-	unsigned depth;	     /* ios in flight per queue */
+	uint64_t size;      /* bytes, a multiple of 512 */
+	unsigned nr_queues; /* independent submission queues */
+	unsigned depth;     /* ios in flight per queue */
 };
 
 /*
@@ -248,7 +248,7 @@ struct vblk_backend {
  * when its size is not a multiple of 512.
  */
 int vblk_file_open(int fd, const char *name, unsigned nr_queues, unsigned depth,
-		   struct vblk_backend **out);
+                   struct vblk_backend **out);
 
 /* ---- virtio-rng ------------------------------------------------------------ */
 

@@ -90,7 +90,7 @@ static void *vq_map_ring(const struct gmem *gm, uint64_t gpa, uint64_t len, unsi
 }
 
 int vq_setup(struct vq *vq, const struct gmem *gm, unsigned index, uint16_t size, uint64_t desc,
-	     uint64_t avail, uint64_t used, uint64_t features, vq_fail_fn *fail, void *fail_ctx)
+             uint64_t avail, uint64_t used, uint64_t features, vq_fail_fn *fail, void *fail_ctx)
 {
 	memset(vq, 0, sizeof(*vq));
 	vq->index = (uint16_t)index;
@@ -169,15 +169,19 @@ static int vq_walk(struct vq *vq, uint16_t head, struct vq_chain *ch)
 
 	for (;;) {
 		if (++in_table > tsize) {
-			vq_fail(vq, "chain at head %u loops (more than %u descriptors in a %s table of %u)",
-				head, tsize, indirect ? "indirect" : "queue", tsize);
+			vq_fail(
+			    vq,
+			    "chain at head %u loops (more than %u descriptors in a %s table of %u)",
+			    head, tsize, indirect ? "indirect" : "queue", tsize);
 			return -EIO;
 		}
 		vq_read_desc(table, idx, &d);
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (!vq->indirect) {
-				vq_fail(vq, "descriptor %u is indirect but INDIRECT_DESC was not negotiated",
-					idx);
+				vq_fail(vq,
+				        "descriptor %u is indirect but INDIRECT_DESC was not "
+				        "negotiated",
+				        idx);
 				return -EIO;
 			}
 			if (indirect) {
@@ -189,14 +193,18 @@ static int vq_walk(struct vq *vq, uint16_t head, struct vq_chain *ch)
 				return -EIO;
 			}
 			if (d.len == 0 || d.len % sizeof(struct vring_desc) != 0) {
-				vq_fail(vq, "descriptor %u: indirect table length %u is not a non-zero multiple of 16",
-					idx, d.len);
+				vq_fail(vq,
+				        "descriptor %u: indirect table length %u is not a non-zero "
+				        "multiple of 16",
+				        idx, d.len);
 				return -EIO;
 			}
 			table = gmem_translate(vq->gm, d.addr, d.len);
 			if (table == NULL) {
-				vq_fail(vq, "descriptor %u: indirect table 0x%llx+%u outside guest memory",
-					idx, (unsigned long long)d.addr, d.len);
+				vq_fail(
+				    vq,
+				    "descriptor %u: indirect table 0x%llx+%u outside guest memory",
+				    idx, (unsigned long long)d.addr, d.len);
 				return -EIO;
 			}
 			tsize = d.len / sizeof(struct vring_desc);
@@ -206,21 +214,24 @@ static int vq_walk(struct vq *vq, uint16_t head, struct vq_chain *ch)
 			continue;
 		}
 		if (++ch->ndesc > vq->size) {
-			vq_fail(vq, "chain at head %u is longer than the queue size %u", head, vq->size);
+			vq_fail(vq, "chain at head %u is longer than the queue size %u", head,
+			        vq->size);
 			return -EIO;
 		}
 		if (d.flags & VRING_DESC_F_WRITE) {
 			seen_wr = true;
 		} else if (seen_wr) {
-			vq_fail(vq, "chain at head %u: device-readable descriptor %u after a writable one",
-				head, idx);
+			vq_fail(
+			    vq,
+			    "chain at head %u: device-readable descriptor %u after a writable one",
+			    head, idx);
 			return -EIO;
 		}
 		if (d.len != 0) {
 			p = gmem_translate(vq->gm, d.addr, d.len);
 			if (p == NULL) {
-				vq_fail(vq, "descriptor %u: buffer 0x%llx+%u outside guest memory", idx,
-					(unsigned long long)d.addr, d.len);
+				vq_fail(vq, "descriptor %u: buffer 0x%llx+%u outside guest memory",
+				        idx, (unsigned long long)d.addr, d.len);
 				return -EIO;
 			}
 			vq_chain_add(ch, p, d.len, d.flags & VRING_DESC_F_WRITE);
@@ -228,8 +239,8 @@ static int vq_walk(struct vq *vq, uint16_t head, struct vq_chain *ch)
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			return 0;
 		if (d.next >= tsize) {
-			vq_fail(vq, "descriptor %u: next %u is outside its table of %u", idx, d.next,
-				tsize);
+			vq_fail(vq, "descriptor %u: next %u is outside its table of %u", idx,
+			        d.next, tsize);
 			return -EIO;
 		}
 		idx = d.next;
@@ -253,7 +264,7 @@ int vq_pop(struct vq *vq, struct vq_chain *ch)
 		avail_idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
 		if ((uint16_t)(avail_idx - vq->last_avail) > vq->size) {
 			vq_fail(vq, "avail index %u is more than the queue size %u ahead of %u",
-				avail_idx, vq->size, vq->last_avail);
+			        avail_idx, vq->size, vq->last_avail);
 			return -EIO;
 		}
 		vq->avail_cache = avail_idx;
@@ -264,7 +275,7 @@ int vq_pop(struct vq *vq, struct vq_chain *ch)
 	vq->last_avail++;
 	if (head >= vq->size) {
 		vq_fail(vq, "avail ring slot %u holds head %u, outside the queue of %u",
-			(uint16_t)(vq->last_avail - 1), head, vq->size);
+		        (uint16_t)(vq->last_avail - 1), head, vq->size);
 		return -EIO;
 	}
 	if (vq_walk(vq, head, ch) < 0)
@@ -376,8 +387,7 @@ size_t vq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf
 	return done;
 }
 
-size_t vq_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf,
-		     size_t len)
+size_t vq_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
 {
 	size_t done = 0;
 

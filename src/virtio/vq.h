@@ -22,7 +22,7 @@
 #define VRING_DESC_F_WRITE    2
 #define VRING_DESC_F_INDIRECT 4
 
-#define VRING_USED_F_NO_NOTIFY	   1
+#define VRING_USED_F_NO_NOTIFY     1
 #define VRING_AVAIL_F_NO_INTERRUPT 1
 
 /* Guest layouts (little-endian); see the diagram in virtio.h. */
@@ -72,7 +72,7 @@ struct vq {
 	uint16_t index;
 	bool ready;
 	bool event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
-	bool indirect;	/* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	bool indirect;  /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
@@ -84,7 +84,7 @@ struct vq {
 	uint16_t avail_cache; /* avail->idx as last read */
 	uint16_t used_idx;    /* next used slot; used->idx once published */
 	uint16_t published;   /* used->idx at the last vq_publish */
-	int broken;	      /* atomic; set by vq_fail, cleared by vq_setup */
+	int broken;           /* atomic; set by vq_fail, cleared by vq_setup */
 	/* counters */
 	uint64_t nr_chains;
 	uint64_t nr_interrupts;
@@ -100,12 +100,12 @@ struct vq {
 struct vq_chain {
 	struct iovec *iov;
 	uint16_t iov_cap;
-	uint16_t head;	    /* for vq_push */
-	uint16_t rd, wr;    /* iovecs stored */
+	uint16_t head;   /* for vq_push */
+	uint16_t rd, wr; /* iovecs stored */
 	bool truncated;
-	uint32_t ndesc;	    /* descriptors walked */
-	uint64_t rd_len;    /* total device-readable bytes */
-	uint64_t wr_len;    /* total device-writable bytes */
+	uint32_t ndesc;       /* descriptors walked */
+	uint64_t rd_len;      /* total device-readable bytes */
+	uint64_t wr_len;      /* total device-writable bytes */
 	struct iovec last_wr; /* last non-empty writable buffer, or {0} */
 };
 
@@ -115,7 +115,7 @@ struct vq_chain {
  * or address; the caller reports it.
  */
 int vq_setup(struct vq *vq, const struct gmem *gm, unsigned index, uint16_t size, uint64_t desc,
-	     uint64_t avail, uint64_t used, uint64_t features, vq_fail_fn *fail, void *fail_ctx);
+             uint64_t avail, uint64_t used, uint64_t features, vq_fail_fn *fail, void *fail_ctx);
 void vq_reset(struct vq *vq);
 
 /* 1 and a chain in *ch, 0 when the ring is empty, -EIO once broken. */
@@ -134,7 +134,6 @@ bool vq_is_broken(const struct vq *vq);
 
 /* Copy between an iovec array and a flat buffer, starting at byte skip. */
 size_t vq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);
-size_t vq_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf,
-		     size_t len);
+size_t vq_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
 
 #endif

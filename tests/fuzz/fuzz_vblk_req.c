@@ -51,11 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (vguest_init(&g, 4 << 20) != 0)
 			abort();
 		for (int i = 0; i < 2; i++) {
-			struct vblk_config cfg = {.name = "fuzz", .num_queues = 1, .queue_size = 64,
-						  .serial = "fuzz-serial", .read_only = i};
+			struct vblk_config cfg = {.name = "fuzz",
+			                          .num_queues = 1,
+			                          .queue_size = 64,
+			                          .serial = "fuzz-serial",
+			                          .read_only = i};
 
-			if (vblk_create(&cfg, memdisk_new(DISK_SECTORS * 512, 1, 64), &g.gm,
-					&g.env, &devs[i]) != 0)
+			if (vblk_create(&cfg, memdisk_new(DISK_SECTORS * 512, 1, 64), &g.gm, &g.env,
+			                &devs[i]) != 0)
 				abort();
 		}
 	}
@@ -69,7 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mode & 2)
 		feat &= ~VIRTIO_F_BIT(VIRTIO_BLK_F_FLUSH);
 	if (mode & 4)
-		feat &= ~(VIRTIO_F_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_F_BIT(VIRTIO_BLK_F_WRITE_ZEROES));
+		feat &=
+		    ~(VIRTIO_F_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_F_BIT(VIRTIO_BLK_F_WRITE_ZEROES));
 	if (mode & 8)
 		feat &= ~VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX);
 	vguest_ring_init(&g, &r, 64);
@@ -98,7 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			bool w = next(&data, &size) & 1;
 
 			if (flags & 0x80) /* sizes in whole sectors, plus header/status */
-				l = (uint16_t)((l % 9) * 512 + (w ? 0 : 16) * (i == 0) + (i == nb - 1));
+				l = (uint16_t)((l % 9) * 512 + (w ? 0 : 16) * (i == 0) +
+				               (i == nb - 1));
 			l %= 8193;
 			bufs[i] = (struct vguest_buf){vguest_alloc(&g, l ? l : 1, 8), l, w};
 			for (unsigned k = 0; k < l && size > 0; k++)
@@ -138,8 +143,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			while (i > 0 && !(sorted[i - 1].write && sorted[i - 1].len > 0))
 				i--;
-			if (i == 0 ||
-			    ((uint8_t *)vguest_ptr(&g, sorted[i - 1].gpa))[sorted[i - 1].len - 1] > 2)
+			if (i == 0 || ((uint8_t *)vguest_ptr(
+			                  &g, sorted[i - 1].gpa))[sorted[i - 1].len - 1] > 2)
 				abort();
 		}
 		if (virtio_dev_is_broken(dev))

@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	avail->idx = aidx;
 
 	if (vq_setup(&vq, &z.gm, 0, qsize, GPA_A, GPA_A + 0x400, GPA_A + 0x800, features, on_fail,
-		     &z) != 0)
+	             &z) != 0)
 		abort();
 	for (unsigned n = 0; n < 2u * qsize + 2; n++) {
 		int r = vq_pop(&vq, &ch);

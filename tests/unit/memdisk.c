@@ -23,8 +23,8 @@ static void memdisk_check(const struct memdisk *m, const struct vblk_io *io)
 {
 	if (io->offset > m->be.size || io->len > m->be.size - io->offset) {
 		fprintf(stderr, "memdisk: io %d at %llu+%llu outside a disk of %llu\n", io->op,
-			(unsigned long long)io->offset, (unsigned long long)io->len,
-			(unsigned long long)m->be.size);
+		        (unsigned long long)io->offset, (unsigned long long)io->len,
+		        (unsigned long long)m->be.size);
 		abort();
 	}
 }
@@ -72,7 +72,7 @@ static void memdisk_commit(struct vblk_backend *be, unsigned q)
 }
 
 static unsigned memdisk_reap(struct vblk_backend *be, unsigned q, struct vblk_io **done,
-			     unsigned max)
+                             unsigned max)
 {
 	struct memdisk_queue *mq = &((struct memdisk *)be)->q[q];
 	unsigned n = mq->nr_done < max ? mq->nr_done : max;
@@ -104,13 +104,13 @@ static void memdisk_destroy(struct vblk_backend *be)
 }
 
 static const struct vblk_backend_ops memdisk_ops = {
-	.name = "memdisk",
-	.queue_fd = memdisk_queue_fd,
-	.submit = memdisk_submit,
-	.commit = memdisk_commit,
-	.reap = memdisk_reap,
-	.wait = memdisk_wait,
-	.destroy = memdisk_destroy,
+    .name = "memdisk",
+    .queue_fd = memdisk_queue_fd,
+    .submit = memdisk_submit,
+    .commit = memdisk_commit,
+    .reap = memdisk_reap,
+    .wait = memdisk_wait,
+    .destroy = memdisk_destroy,
 };
 
 struct vblk_backend *memdisk_new(uint64_t size, unsigned nr_queues, unsigned depth)
@@ -120,7 +120,7 @@ struct vblk_backend *memdisk_new(uint64_t size, unsigned nr_queues, unsigned dep
 	if (m == NULL)
 		return NULL;
 	m->be = (struct vblk_backend){
-		.ops = &memdisk_ops, .size = size, .nr_queues = nr_queues, .depth = depth};
+	    .ops = &memdisk_ops, .size = size, .nr_queues = nr_queues, .depth = depth};
 	m->data = calloc(1, size);
 	m->q = calloc(nr_queues, sizeof(*m->q));
 	for (unsigned i = 0; m->q != NULL && i < nr_queues; i++)

@@ -27,16 +27,16 @@
 #include "vguest.h"
 
 #define DISK_BYTES (4u << 20)
-#define SECTORS	   (DISK_BYTES / 512)
-#define S_OK	   0
-#define S_IOERR	   1
+#define SECTORS    (DISK_BYTES / 512)
+#define S_OK       0
+#define S_IOERR    1
 #define S_UNSUPP   2
-#define T_IN	   0
-#define T_OUT	   1
-#define T_FLUSH	   4
+#define T_IN       0
+#define T_OUT      1
+#define T_FLUSH    4
 #define T_GET_ID   8
 #define T_DISCARD  11
-#define T_WZ	   13
+#define T_WZ       13
 
 struct fx {
 	struct vguest g;
@@ -127,7 +127,7 @@ static void wait_used(struct fx *f, unsigned q, uint32_t *id, uint32_t *len)
 
 /* One request: header, then bufs, then a 1-byte status; returns status. */
 static int run_q(struct fx *f, unsigned q, uint32_t type, uint64_t sector,
-		 const struct vguest_buf *data, unsigned n, uint32_t *used_len)
+                 const struct vguest_buf *data, unsigned n, uint32_t *used_len)
 {
 	struct vguest_buf bufs[8];
 	uint64_t h = vguest_alloc(&f->g, 16, 8), st = vguest_alloc(&f->g, 1, 1);
@@ -151,7 +151,7 @@ static int run_q(struct fx *f, unsigned q, uint32_t type, uint64_t sector,
 }
 
 static int run(struct fx *f, uint32_t type, uint64_t sector, const struct vguest_buf *data,
-	       unsigned n)
+               unsigned n)
 {
 	return run_q(f, 0, type, sector, data, n, NULL);
 }
@@ -160,8 +160,8 @@ static int run_seg(struct fx *f, uint32_t type, uint64_t sector, uint32_t num, u
 {
 	uint64_t s = vguest_alloc(&f->g, 16, 8);
 
-	*(struct seg *)vguest_ptr(&f->g, s) = (struct seg){htole64(sector), htole32(num),
-							   htole32(flags)};
+	*(struct seg *)vguest_ptr(&f->g, s) =
+	    (struct seg){htole64(sector), htole32(num), htole32(flags)};
 	return run(f, type, 0, &(struct vguest_buf){s, 16, false}, 1);
 }
 
@@ -300,11 +300,11 @@ static void test_bad_requests(void **state)
 	uint64_t d = vguest_alloc(&f->g, 1024, 8);
 	struct vguest_buf rd = {d, 1024, true};
 
-	assert_int_equal(run(f, T_IN, SECTORS - 1, &rd, 1), S_IOERR);	/* past the end */
-	assert_int_equal(run(f, T_IN, SECTORS - 2, &rd, 1), S_OK);	/* exactly the end */
-	assert_int_equal(run(f, T_IN, UINT64_MAX, &rd, 1), S_IOERR);	/* wraps */
+	assert_int_equal(run(f, T_IN, SECTORS - 1, &rd, 1), S_IOERR); /* past the end */
+	assert_int_equal(run(f, T_IN, SECTORS - 2, &rd, 1), S_OK);    /* exactly the end */
+	assert_int_equal(run(f, T_IN, UINT64_MAX, &rd, 1), S_IOERR);  /* wraps */
 	assert_int_equal(run(f, T_OUT, UINT64_MAX - 1, &(struct vguest_buf){d, 1024, false}, 1),
-			 S_IOERR);
+	                 S_IOERR);
 	assert_int_equal(run(f, T_IN, 0, &(struct vguest_buf){d, 100, true}, 1), S_IOERR);
 	assert_int_equal(run(f, T_OUT, 0, &(struct vguest_buf){d, 513, false}, 1), S_IOERR);
 	assert_int_equal(run(f, 99, 0, NULL, 0), S_UNSUPP);
@@ -360,7 +360,7 @@ static void test_many_in_flight(void **state)
 		d[i] = vguest_alloc(&f->g, SZ, 8);
 		pattern(vguest_ptr(&f->g, d[i]), SZ, 100 + i);
 		*(struct hdr *)vguest_ptr(&f->g, h) =
-			(struct hdr){htole32(T_OUT), 0, htole64((uint64_t)i * SZ / 512)};
+		    (struct hdr){htole32(T_OUT), 0, htole64((uint64_t)i * SZ / 512)};
 		bufs[0] = (struct vguest_buf){h, 16, false};
 		bufs[1] = (struct vguest_buf){d[i], SZ, false};
 		bufs[2] = (struct vguest_buf){st, 1, true};
@@ -470,21 +470,21 @@ static void test_size_not_multiple(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_config_and_features),
-		T(test_read),
-		T(test_write_odd_framing),
-		T(test_flush),
-		T(test_discard_frees_blocks),
-		T(test_write_zeroes),
-		T(test_get_id),
-		T(test_bad_requests),
-		T(test_short_header_and_status),
-		T(test_many_in_flight),
-		cmocka_unit_test(test_read_only),
-		cmocka_unit_test(test_host_error),
-		cmocka_unit_test(test_multiqueue),
-		T(test_reset_in_flight),
-		cmocka_unit_test(test_size_not_multiple),
+	    T(test_config_and_features),
+	    T(test_read),
+	    T(test_write_odd_framing),
+	    T(test_flush),
+	    T(test_discard_frees_blocks),
+	    T(test_write_zeroes),
+	    T(test_get_id),
+	    T(test_bad_requests),
+	    T(test_short_header_and_status),
+	    T(test_many_in_flight),
+	    cmocka_unit_test(test_read_only),
+	    cmocka_unit_test(test_host_error),
+	    cmocka_unit_test(test_multiqueue),
+	    T(test_reset_in_flight),
+	    cmocka_unit_test(test_size_not_multiple),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,8 +47,8 @@ static int setup_features(void **state, uint64_t features)
 	assert_int_equal(vguest_init(&f->g, 1 << 20), 0);
 	vguest_ring_init(&f->g, &f->r, QSZ);
 	assert_int_equal(vq_setup(&f->vq, &f->g.gm, 0, QSZ, f->r.desc_gpa, f->r.avail_gpa,
-				  f->r.used_gpa, features, on_fail, f),
-			 0);
+	                          f->r.used_gpa, features, on_fail, f),
+	                 0);
 	f->ch = (struct vq_chain){.iov = f->iov, .iov_cap = 16};
 	*state = f;
 	return 0;
@@ -57,7 +57,7 @@ static int setup_features(void **state, uint64_t features)
 static int setup(void **state)
 {
 	return setup_features(state, VIRTIO_F_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
-					     VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX));
+	                                 VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX));
 }
 
 static int setup_plain(void **state)
@@ -95,19 +95,19 @@ static void test_gmem(void **state)
 	gmem_init(&gm);
 	assert_int_equal(gmem_add(&gm, 0x3000, 0x1000, b), 0);
 	assert_int_equal(gmem_add(&gm, 0x1000, 0x1000, a), 0);
-	assert_int_equal(gmem_add(&gm, 0x1800, 0x100, a), -EINVAL);	/* inside */
-	assert_int_equal(gmem_add(&gm, 0x0800, 0x1000, a), -EINVAL);	/* overlaps start */
-	assert_int_equal(gmem_add(&gm, 0x2fff, 2, a), -EINVAL);		/* overlaps next */
+	assert_int_equal(gmem_add(&gm, 0x1800, 0x100, a), -EINVAL);        /* inside */
+	assert_int_equal(gmem_add(&gm, 0x0800, 0x1000, a), -EINVAL);       /* overlaps start */
+	assert_int_equal(gmem_add(&gm, 0x2fff, 2, a), -EINVAL);            /* overlaps next */
 	assert_int_equal(gmem_add(&gm, UINT64_MAX - 10, 100, a), -EINVAL); /* wraps */
-	assert_int_equal(gmem_add(&gm, 0x5000, 0, a), -EINVAL);		/* empty */
+	assert_int_equal(gmem_add(&gm, 0x5000, 0, a), -EINVAL);            /* empty */
 	assert_ptr_equal(gmem_translate(&gm, 0x1000, 0x1000), a);
 	assert_ptr_equal(gmem_translate(&gm, 0x1fff, 1), a + 0xfff);
 	assert_ptr_equal(gmem_translate(&gm, 0x3800, 0x800), b + 0x800);
-	assert_null(gmem_translate(&gm, 0x1fff, 2));	 /* crosses the end */
-	assert_null(gmem_translate(&gm, 0x2000, 1));	 /* in the gap */
+	assert_null(gmem_translate(&gm, 0x1fff, 2));      /* crosses the end */
+	assert_null(gmem_translate(&gm, 0x2000, 1));      /* in the gap */
 	assert_null(gmem_translate(&gm, 0x1800, 0x2000)); /* spans both */
-	assert_null(gmem_translate(&gm, 0xfff, 2));	 /* before the start */
-	assert_null(gmem_translate(&gm, 0x1000, 0));	 /* empty */
+	assert_null(gmem_translate(&gm, 0xfff, 2));       /* before the start */
+	assert_null(gmem_translate(&gm, 0x1000, 0));      /* empty */
 	assert_null(gmem_translate(&gm, 0x1000, UINT64_MAX));
 	assert_null(gmem_translate(&gm, UINT64_MAX, 2));
 	assert_null(gmem_translate(&gm, 0x3fff, UINT64_MAX));
@@ -124,18 +124,24 @@ static void test_setup_rejects(void **state)
 	struct vq vq;
 	uint64_t end = VGUEST_BASE + f->g.size;
 
-	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, 3, f->r.desc_gpa, f->r.avail_gpa,
-				  f->r.used_gpa, 0, on_fail, f), -EINVAL);
-	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, 0, f->r.desc_gpa, f->r.avail_gpa,
-				  f->r.used_gpa, 0, on_fail, f), -EINVAL);
+	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, 3, f->r.desc_gpa, f->r.avail_gpa, f->r.used_gpa,
+	                          0, on_fail, f),
+	                 -EINVAL);
+	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, 0, f->r.desc_gpa, f->r.avail_gpa, f->r.used_gpa,
+	                          0, on_fail, f),
+	                 -EINVAL);
 	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, QSZ, f->r.desc_gpa + 8, f->r.avail_gpa,
-				  f->r.used_gpa, 0, on_fail, f), -EINVAL);
+	                          f->r.used_gpa, 0, on_fail, f),
+	                 -EINVAL);
 	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, QSZ, f->r.desc_gpa, f->r.avail_gpa + 1,
-				  f->r.used_gpa, 0, on_fail, f), -EINVAL);
-	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, QSZ, f->r.desc_gpa, f->r.avail_gpa,
-				  end - 16, 0, on_fail, f), -EINVAL);
-	assert_int_equal(vq_setup(&vq, &f->g.gm, 0, QSZ, 0, f->r.avail_gpa, f->r.used_gpa, 0,
-				  on_fail, f), -EINVAL);
+	                          f->r.used_gpa, 0, on_fail, f),
+	                 -EINVAL);
+	assert_int_equal(
+	    vq_setup(&vq, &f->g.gm, 0, QSZ, f->r.desc_gpa, f->r.avail_gpa, end - 16, 0, on_fail, f),
+	    -EINVAL);
+	assert_int_equal(
+	    vq_setup(&vq, &f->g.gm, 0, QSZ, 0, f->r.avail_gpa, f->r.used_gpa, 0, on_fail, f),
+	    -EINVAL);
 	assert_false(vq.ready);
 	assert_int_equal(vq_pop(&vq, &f->ch), 0);
 }
@@ -251,7 +257,7 @@ static void test_overlong_indirect(void **state)
 	/* 2*QSZ descriptors, no loop: longer than the queue size. */
 	for (uint16_t i = 0; i < 2 * QSZ; i++)
 		tab[i] = (struct vring_desc){b, 64, i + 1 < 2 * QSZ ? VRING_DESC_F_NEXT : 0,
-					     (uint16_t)(i + 1)};
+		                             (uint16_t)(i + 1)};
 	vguest_set_desc(&f->r, 0, t, 16 * 2 * QSZ, VRING_DESC_F_INDIRECT, 0);
 	vguest_publish(&f->r, 0);
 	expect_broken(f, "longer than the queue size");
@@ -449,14 +455,14 @@ static void test_device_needs_reset(void **state)
 	assert_int_equal(vrng_create(&g.gm, &g.env, &dev), 0);
 	assert_int_equal(virtio_dev_set_features(dev, 0), -EINVAL); /* no VERSION_1 */
 	assert_int_equal(virtio_dev_set_features(dev, VIRTIO_F_BIT(VIRTIO_F_VERSION_1) |
-							     VIRTIO_F_BIT(VIRTIO_BLK_F_RO)),
-			 -EINVAL);
+	                                                  VIRTIO_F_BIT(VIRTIO_BLK_F_RO)),
+	                 -EINVAL);
 	assert_int_equal(virtio_dev_config_read(dev, 0, cfg, 1), -EINVAL);
 	vguest_ring_init(&g, &r, 16);
-	assert_int_equal(virtio_dev_queue_enable(dev, 0, 512, r.desc_gpa, r.avail_gpa,
-						 r.used_gpa), -EINVAL);
-	assert_int_equal(virtio_dev_queue_enable(dev, 1, 16, r.desc_gpa, r.avail_gpa,
-						 r.used_gpa), -EINVAL);
+	assert_int_equal(virtio_dev_queue_enable(dev, 0, 512, r.desc_gpa, r.avail_gpa, r.used_gpa),
+	                 -EINVAL);
+	assert_int_equal(virtio_dev_queue_enable(dev, 1, 16, r.desc_gpa, r.avail_gpa, r.used_gpa),
+	                 -EINVAL);
 	assert_int_equal(vguest_ring_enable(&g, &r, dev, 0), 0);
 	virtio_dev_queue_notify(dev, 7); /* no such queue: ignored */
 	/* Entropy into a writable buffer. */
@@ -488,37 +494,37 @@ static void test_device_needs_reset(void **state)
 	vguest_fini(&g);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_gmem),
-		T(test_setup_rejects),
-		T(test_good_chain),
-		T(test_chain_of_queue_size),
-		T(test_loop),
-		T(test_self_loop_in_indirect),
-		T(test_out_of_range),
-		T(test_addr_len_overflow),
-		T(test_zero_length_skipped),
-		T(test_overlong_indirect),
-		T(test_nested_indirect),
-		T(test_indirect_bad_length),
-		T(test_indirect_zero_length),
-		T(test_indirect_with_next),
-		TP(test_indirect_not_negotiated),
-		T(test_indirect_table_out_of_range),
-		T(test_readable_after_writable),
-		T(test_avail_idx_too_far),
-		T(test_avail_idx_backwards),
-		T(test_head_out_of_range),
-		T(test_next_out_of_range),
-		T(test_truncated),
-		T(test_event_idx),
-		TP(test_no_event_idx_flags),
-		cmocka_unit_test(test_device_needs_reset),
+	    cmocka_unit_test(test_gmem),
+	    T(test_setup_rejects),
+	    T(test_good_chain),
+	    T(test_chain_of_queue_size),
+	    T(test_loop),
+	    T(test_self_loop_in_indirect),
+	    T(test_out_of_range),
+	    T(test_addr_len_overflow),
+	    T(test_zero_length_skipped),
+	    T(test_overlong_indirect),
+	    T(test_nested_indirect),
+	    T(test_indirect_bad_length),
+	    T(test_indirect_zero_length),
+	    T(test_indirect_with_next),
+	    TP(test_indirect_not_negotiated),
+	    T(test_indirect_table_out_of_range),
+	    T(test_readable_after_writable),
+	    T(test_avail_idx_too_far),
+	    T(test_avail_idx_backwards),
+	    T(test_head_out_of_range),
+	    T(test_next_out_of_range),
+	    T(test_truncated),
+	    T(test_event_idx),
+	    TP(test_no_event_idx_flags),
+	    cmocka_unit_test(test_device_needs_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

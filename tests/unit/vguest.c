@@ -33,9 +33,9 @@ int vguest_init(struct vguest *g, uint64_t size)
 	g->size = size;
 	gmem_init(&g->gm);
 	g->env = (struct virtio_env){
-		.interrupt = vguest_interrupt,
-		.needs_reset = vguest_needs_reset,
-		.opaque = g,
+	    .interrupt = vguest_interrupt,
+	    .needs_reset = vguest_needs_reset,
+	    .opaque = g,
 	};
 	return gmem_add(&g->gm, VGUEST_BASE, size, g->mem);
 }
@@ -75,8 +75,7 @@ void vguest_ring_init(struct vguest *g, struct vguest_ring *r, uint16_t size)
 	r->used = vguest_ptr(g, r->used_gpa);
 }
 
-int vguest_ring_enable(struct vguest *g, struct vguest_ring *r, struct virtio_dev *dev,
-		       unsigned q)
+int vguest_ring_enable(struct vguest *g, struct vguest_ring *r, struct virtio_dev *dev, unsigned q)
 {
 	int e = virtio_dev_set_features(dev, virtio_dev_features(dev));
 
@@ -86,7 +85,7 @@ int vguest_ring_enable(struct vguest *g, struct vguest_ring *r, struct virtio_de
 }
 
 static void vguest_write_desc(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags,
-			      uint16_t next)
+                              uint16_t next)
 {
 	d->addr = htole64(addr);
 	d->len = htole32(len);
@@ -94,8 +93,8 @@ static void vguest_write_desc(struct vring_desc *d, uint64_t addr, uint32_t len,
 	d->next = htole16(next);
 }
 
-void vguest_set_desc(struct vguest_ring *r, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
+void vguest_set_desc(struct vguest_ring *r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+                     uint16_t next)
 {
 	vguest_write_desc(&r->desc[i], addr, len, flags, next);
 }
@@ -109,20 +108,20 @@ void vguest_publish(struct vguest_ring *r, uint16_t head)
 }
 
 static void vguest_fill(struct vring_desc *table, uint16_t first, uint16_t mod,
-			const struct vguest_buf *bufs, unsigned n)
+                        const struct vguest_buf *bufs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t at = (uint16_t)((first + i) % mod);
 		uint16_t next = (uint16_t)((first + i + 1) % mod);
-		uint16_t flags = (bufs[i].write ? VRING_DESC_F_WRITE : 0) |
-				 (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+		uint16_t flags =
+		    (bufs[i].write ? VRING_DESC_F_WRITE : 0) | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
 
 		vguest_write_desc(&table[at], bufs[i].gpa, bufs[i].len, flags, next);
 	}
 }
 
-uint16_t vguest_add_chain_at(struct vguest_ring *r, uint16_t start,
-			     const struct vguest_buf *bufs, unsigned n)
+uint16_t vguest_add_chain_at(struct vguest_ring *r, uint16_t start, const struct vguest_buf *bufs,
+                             unsigned n)
 {
 	vguest_fill(r->desc, start, r->size, bufs, n);
 	vguest_publish(r, start);
@@ -130,7 +129,7 @@ uint16_t vguest_add_chain_at(struct vguest_ring *r, uint16_t start,
 }
 
 uint16_t vguest_add_chain(struct vguest *g, struct vguest_ring *r, const struct vguest_buf *bufs,
-			  unsigned n, bool indirect)
+                          unsigned n, bool indirect)
 {
 	uint16_t head = r->next_desc;
 

@@ -55,20 +55,19 @@ uint64_t vguest_alloc(struct vguest *g, uint64_t len, uint64_t align);
 void *vguest_ptr(struct vguest *g, uint64_t gpa);
 void vguest_ring_init(struct vguest *g, struct vguest_ring *r, uint16_t size);
 /* Tell a device about the ring, with all offered features accepted. */
-int vguest_ring_enable(struct vguest *g, struct vguest_ring *r, struct virtio_dev *dev,
-		       unsigned q);
+int vguest_ring_enable(struct vguest *g, struct vguest_ring *r, struct virtio_dev *dev, unsigned q);
 /* Write one raw descriptor (test-chosen values, valid or not). */
-void vguest_set_desc(struct vguest_ring *r, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next);
+void vguest_set_desc(struct vguest_ring *r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+                     uint16_t next);
 /* Put head in the next avail slot and publish it (wmb, then idx++). */
 void vguest_publish(struct vguest_ring *r, uint16_t head);
 /* Build a well-formed chain from bufs at r->next_desc and publish it. With
  * indirect, one descriptor points to a table allocated in guest memory. */
 uint16_t vguest_add_chain(struct vguest *g, struct vguest_ring *r, const struct vguest_buf *bufs,
-			  unsigned n, bool indirect);
+                          unsigned n, bool indirect);
 /* Same, at a fixed descriptor index start (bench: slots reused). */
-uint16_t vguest_add_chain_at(struct vguest_ring *r, uint16_t start,
-			     const struct vguest_buf *bufs, unsigned n);
+uint16_t vguest_add_chain_at(struct vguest_ring *r, uint16_t start, const struct vguest_buf *bufs,
+                             unsigned n);
 /* Next used element, if the device published one. */
 bool vguest_get_used(struct vguest_ring *r, uint32_t *id, uint32_t *len);
 
