@@ -1,0 +1,273 @@
+/*
+ * blk.c - one block on the device: the raw I/O under it, compression, the
+ * checksum, and the block pointer that describes it.
+ *
+ * pool_blk_write() compresses a leaf (when that saves at least 1/8),
+ * allocates whole sectors, writes, and fills a block pointer with the
+ * xxh128 of the stored bytes and the open txg as its birth.  pool_blk_read()
+ * returns a block only after its checksum matched (or from the ARC, which
+ * holds only verified blocks); a mismatch is -EIO with a message that names
+ * the block.  This file never decides where a pointer is kept or when a
+ * block is freed.
+ *
+ * The test hook write_limit makes the device "stop" after N writes (each
+ * later write fails with -EIO, the Nth optionally torn in half): a crash at
+ * any instant, reproducibly.
+ */
+#include <errno.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "pool_impl.h"
+
+#define SCRATCH_LEN (2 * 131072 + 4096)
+
+void pool_cksum(const void *buf, size_t len, uint64_t out[2])
+{
+	XXH128_hash_t h = XXH3_128bits(buf, len);
+
+	out[0] = h.low64;
+	out[1] = h.high64;
+}
+
+bool pool_is_zero(const void *buf, size_t len)
+{
+	const uint8_t *b = buf;
+	const uint64_t *w = buf;
+	size_t i;
+
+	if (len % 8)
+		return (len == 0 || (b[0] == 0 && !memcmp(b, b + 1, len - 1)));
+	for (i = 0; i < len / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(p->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) { /* past the end of a short file: the block is lost */
+			return -EIO;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	if (p->write_limit == 0)
+		return -EIO;
+	if (p->write_limit > 0 && --p->write_limit == 0 && p->write_torn)
+		len /= 2; /* the last write before the "crash" is torn */
+	while (done < len) {
+		ssize_t n = pwrite(p->fd, (const uint8_t *)buf + done, len - done,
+				   (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	if (p->write_limit == 0 && p->write_torn)
+		return -EIO;
+	return 0;
+}
+
+int pool_io_flush(struct pool *p)
+{
+	if (p->write_limit == 0)
+		return -EIO;
+	if (fdatasync(p->fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int pool_blk_init(struct pool *p)
+{
+	p->scratch_len = SCRATCH_LEN;
+	p->scratch = malloc(SCRATCH_LEN);
+	return p->scratch ? 0 : -ENOMEM;
+}
+
+void pool_blk_fini(struct pool *p)
+{
+	free(p->scratch);
+	p->scratch = NULL;
+}
+
+void pool_blk_describe(const struct pool_bp *bp, char *buf, size_t len)
+{
+	snprintf(buf, len, "block at sector %llu (level %u, %u bytes, birth %llu)",
+		 (unsigned long long)bp->addr, bp->level, bp->psize,
+		 (unsigned long long)bp->birth);
+}
+
+/* Compress DATA into OUT; returns the compressed size, or 0 when not worth it. */
+static size_t blk_compress(int comp, const void *data, uint32_t lsize, uint8_t *out,
+			   size_t outlen)
+{
+	size_t limit = lsize - lsize / 8;
+	size_t n = 0;
+
+	if (comp == POOL_COMP_LZ4) {
+		int r = LZ4_compress_default(data, (char *)out, (int)lsize, (int)limit);
+		n = r > 0 ? (size_t)r : 0;
+	} else if (comp == POOL_COMP_ZSTD) {
+		size_t r = ZSTD_compress(out, limit < outlen ? limit : outlen, data, lsize, 3);
+		n = ZSTD_isError(r) ? 0 : r;
+	}
+	return (n > 0 && n <= limit) ? n : 0;
+}
+
+static int blk_decompress(const struct pool_bp *bp, const uint8_t *in, void *out)
+{
+	if (bp->comp == POOL_COMP_LZ4) {
+		int r = LZ4_decompress_safe((const char *)in, out, (int)bp->psize, (int)bp->lsize);
+		return r == (int)bp->lsize ? 0 : -EBADMSG;
+	}
+	if (bp->comp == POOL_COMP_ZSTD) {
+		size_t r = ZSTD_decompress(out, bp->lsize, in, bp->psize);
+		return (!ZSTD_isError(r) && r == bp->lsize) ? 0 : -EBADMSG;
+	}
+	if (bp->comp == POOL_COMP_OFF && bp->psize == bp->lsize) {
+		memcpy(out, in, bp->lsize);
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, int type,
+		   int level, struct pool_bp *bp)
+{
+	uint8_t *buf = p->scratch;
+	const void *src = data;
+	uint32_t psize = lsize;
+	uint64_t addr;
+	size_t n = 0;
+	int err;
+
+	if (lsize > 131072 || lsize == 0)
+		return -EINVAL;
+	if (comp != POOL_COMP_OFF)
+		n = blk_compress(comp, data, lsize, buf, p->scratch_len);
+	if (n) {
+		psize = (uint32_t)n;
+	} else {
+		comp = POOL_COMP_OFF;
+	}
+	uint32_t nsec = (psize + POOL_SECTOR - 1) / POOL_SECTOR;
+	if (n) {
+		/* zero the tail of the last sector so that reads are reproducible */
+		memset(buf + psize, 0, (size_t)nsec * POOL_SECTOR - psize);
+		src = buf;
+	} else if (lsize % POOL_SECTOR) {
+		memcpy(buf, data, lsize);
+		memset(buf + lsize, 0, (size_t)nsec * POOL_SECTOR - lsize);
+		src = buf;
+	}
+	err = pool_alloc(p, nsec, &addr);
+	if (err)
+		return pool_err(p, err, "pool \"%s\" is full (needed %u bytes)", p->name,
+				nsec * POOL_SECTOR);
+	err = pool_io_write(p, src, (size_t)nsec * POOL_SECTOR, addr * POOL_SECTOR);
+	if (err) {
+		pool_alloc_free(p, &(struct pool_bp){.addr = addr, .psize = psize,
+						     .birth = p->txg + 1});
+		return pool_err(p, err, "pool \"%s\": write of %u bytes at sector %llu failed",
+				p->name, nsec * POOL_SECTOR, (unsigned long long)addr);
+	}
+	memset(bp, 0, sizeof(*bp));
+	bp->addr = addr;
+	bp->psize = psize;
+	bp->lsize = lsize;
+	bp->comp = (uint8_t)comp;
+	bp->type = (uint8_t)type;
+	bp->level = (uint8_t)level;
+	bp->birth = p->txg + 1;
+	bp->fill = 1;
+	pool_cksum(src, psize, bp->cksum);
+	p->txg_blocks++;
+	return 0;
+}
+
+/* Read the stored bytes of BP into the scratch buffer and verify them. */
+static int blk_read_raw(struct pool *p, const struct pool_bp *bp, uint8_t **out)
+{
+	uint8_t *buf = p->scratch + 131072 + 4096;
+	uint64_t ck[2];
+	char what[128];
+	int err;
+
+	if (bp->psize == 0 || bp->psize > 131072 || bp->lsize == 0 || bp->lsize > 131072 ||
+	    bp->comp >= POOL_COMP_MAX || bp->addr < p->first_sector ||
+	    bp->addr + (bp->psize + POOL_SECTOR - 1) / POOL_SECTOR > p->end_sector) {
+		pool_blk_describe(bp, what, sizeof(what));
+		p->read_errors++;
+		return pool_err(p, -EIO, "pool \"%s\": invalid block pointer (%s)", p->name, what);
+	}
+	err = pool_io_read(p, buf, bp->psize, bp->addr * POOL_SECTOR);
+	if (err) {
+		pool_blk_describe(bp, what, sizeof(what));
+		p->read_errors++;
+		return pool_err(p, err, "pool \"%s\": read error on %s", p->name, what);
+	}
+	pool_cksum(buf, bp->psize, ck);
+	if (ck[0] != bp->cksum[0] || ck[1] != bp->cksum[1]) {
+		pool_blk_describe(bp, what, sizeof(what));
+		p->read_errors++;
+		return pool_err(p, -EIO, "pool \"%s\": checksum mismatch on %s", p->name, what);
+	}
+	*out = buf;
+	return 0;
+}
+
+int pool_blk_verify(struct pool *p, const struct pool_bp *bp)
+{
+	uint8_t *raw;
+
+	return blk_read_raw(p, bp, &raw);
+}
+
+int pool_blk_read(struct pool *p, const struct pool_bp *bp, void *buf)
+{
+	uint8_t *raw;
+	char what[128];
+	int err;
+
+	if (pool_bp_is_hole(bp)) {
+		memset(buf, 0, bp->lsize);
+		return 0;
+	}
+	if (pool_arc_get(p, bp, buf) == 0)
+		return 0;
+	err = blk_read_raw(p, bp, &raw);
+	if (err)
+		return err;
+	err = blk_decompress(bp, raw, buf);
+	if (err) {
+		pool_blk_describe(bp, what, sizeof(what));
+		p->read_errors++;
+		return pool_err(p, -EIO, "pool \"%s\": cannot decompress %s", p->name, what);
+	}
+	pool_arc_put(p, bp, buf);
+	return 0;
+}

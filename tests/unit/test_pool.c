@@ -1,0 +1,237 @@
+/*
+ * test_pool.c - the pool library: create/open/lock, volume I/O with every
+ * block size and compression, holes, resize, names and bad input, a full
+ * pool, and space accounting through snapshot/clone/rollback/destroy.
+ */
+#include "test_pool_common.h"
+
+static void test_create_open_lock(void **state)
+{
+	struct tpool t;
+	struct pool *p2;
+	char err[POOL_ERRMSG_MAX], name[64];
+	uint64_t guid;
+	(void)state;
+
+	tp_create(&t, 64 << 20);
+	assert_string_equal(pool_name(t.p), "tank");
+	/* a second opener is refused with the holder's pid */
+	assert_int_equal(pool_open(t.path, 0, &p2, err, sizeof(err)), -EBUSY);
+	char want[128];
+	snprintf(want, sizeof(want), "pool \"tank\" is in use by process %ld", (long)getpid());
+	assert_string_equal(err, want);
+	/* create over an existing pool is refused */
+	assert_int_equal(pool_create(t.path, "other", 0, err, sizeof(err)), -EBUSY);
+	tp_close(&t);
+	assert_int_equal(pool_create(t.path, "other", 0, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "already holds pool \"tank\""));
+	assert_int_equal(pool_probe(t.path, name, sizeof(name), &guid, err, sizeof(err)), 0);
+	assert_string_equal(name, "tank");
+	/* bad names and sizes */
+	assert_int_equal(pool_create("/tmp/zvm-x.img", "9bad", 64 << 20, err, sizeof(err)), -EINVAL);
+	char small[128];
+	snprintf(small, sizeof(small), "%s/small.img", t.dir);
+	assert_int_equal(pool_create(small, "s", 1 << 20, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too small"));
+	unlink(small);
+	/* not a pool */
+	int fd = open(small, O_CREAT | O_RDWR, 0600);
+	assert_int_equal(ftruncate(fd, 32 << 20), 0);
+	close(fd);
+	assert_int_equal(pool_open(small, 0, &p2, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "not a zonevm pool"));
+	unlink(small);
+	tp_open(&t);
+	tp_destroy(&t);
+}
+
+static void io_roundtrip(uint32_t bs, enum pool_compression comp)
+{
+	struct tpool t;
+	struct pool *p = tp_create(&t, 128 << 20);
+	uint64_t size = 8ull << 20;
+
+	TP_OK(p, vol_create(p, "v", size, bs, comp));
+	tp_write(p, "v", 0, 1 << 20, 1);
+	tp_write(p, "v", 12345, 70000, 2); /* unaligned, across blocks */
+	tp_write(p, "v", size - 5000, 5000, 3); /* the last bytes */
+	assert_true(tp_check(p, "v", 12345, 70000, 2));
+	TP_OK(p, pool_sync(p));
+	tp_close(&t);
+	p = tp_open(&t);
+	assert_true(tp_check(p, "v", 12345, 70000, 2));
+	assert_true(tp_check(p, "v", size - 5000, 5000, 3));
+	/* the untouched middle reads as zeros */
+	struct vol *v;
+	uint8_t *b = malloc(1 << 20), *z = calloc(1, 1 << 20);
+	TP_OK(p, vol_open(p, "v", &v));
+	TP_OK(p, vol_read(v, b, 1 << 20, 4ull << 20));
+	assert_memory_equal(b, z, 1 << 20);
+	/* out of range */
+	assert_int_equal(vol_read(v, b, 2, size - 1), -EINVAL);
+	assert_int_equal(vol_write(v, b, 2, size - 1), -EINVAL);
+	vol_close(v);
+	free(b);
+	free(z);
+	struct pool_scrub_result sr;
+	TP_OK(p, pool_scrub(p, NULL, NULL, &sr));
+	assert_int_equal(sr.errors, 0);
+	assert_true(sr.blocks > 0);
+	tp_destroy(&t);
+}
+
+static void test_io_16k_lz4(void **state)
+{
+	(void)state;
+	io_roundtrip(16384, POOL_COMPRESS_LZ4);
+}
+
+static void test_io_4k_off(void **state)
+{
+	(void)state;
+	io_roundtrip(4096, POOL_COMPRESS_OFF);
+}
+
+static void test_io_128k_zstd(void **state)
+{
+	(void)state;
+	io_roundtrip(131072, POOL_COMPRESS_ZSTD);
+}
+
+static void test_holes_and_compression(void **state)
+{
+	struct tpool t;
+	struct pool *p = tp_create(&t, 64 << 20);
+	struct vol *v;
+	uint8_t *b = calloc(1, 1 << 20);
+	(void)state;
+
+	TP_OK(p, vol_create(p, "z", 16 << 20, 16384, POOL_COMPRESS_LZ4));
+	TP_OK(p, vol_open(p, "z", &v));
+	TP_OK(p, vol_write(v, b, 1 << 20, 0)); /* zeros: holes, no space */
+	memset(b, 'a', 1 << 20); /* compressible */
+	TP_OK(p, vol_write(v, b, 1 << 20, 2 << 20));
+	vol_close(v);
+	struct vol_info vi = tp_info(p, "z");
+	assert_true(vi.referenced < 64 * 4096 + 65536); /* 64 blocks of one sector + metadata */
+	assert_int_equal(vi.logicalreferenced >= (1 << 20), 1);
+	/* punching returns the space */
+	TP_OK(p, vol_open(p, "z", &v));
+	TP_OK(p, vol_punch(v, 2 << 20, 1 << 20));
+	vol_close(v);
+	vi = tp_info(p, "z");
+	assert_int_equal(vi.referenced, 0);
+	assert_int_equal(vi.used, 0);
+	free(b);
+	tp_destroy(&t);
+}
+
+static void test_resize(void **state)
+{
+	struct tpool t;
+	struct pool *p = tp_create(&t, 64 << 20);
+	(void)state;
+
+	TP_OK(p, vol_create(p, "r", 1 << 20, 16384, POOL_COMPRESS_OFF));
+	tp_write(p, "r", 0, 1 << 20, 7);
+	/* grow beyond one indirect level and write at the end */
+	TP_OK(p, vol_resize(p, "r", 64 << 20));
+	tp_write(p, "r", (64 << 20) - 65536, 65536, 8);
+	assert_true(tp_check(p, "r", 0, 1 << 20, 7));
+	TP_OK(p, pool_sync(p));
+	assert_true(tp_check(p, "r", 0, 1 << 20, 7));
+	/* shrink to 512K: the rest is gone, and comes back as zeros */
+	TP_OK(p, vol_resize(p, "r", 512 << 10));
+	TP_OK(p, vol_resize(p, "r", 1 << 20));
+	assert_true(tp_check(p, "r", 0, 512 << 10, 7));
+	struct vol *v;
+	uint8_t *b = malloc(512 << 10), *z = calloc(1, 512 << 10);
+	TP_OK(p, vol_open(p, "r", &v));
+	TP_OK(p, vol_read(v, b, 512 << 10, 512 << 10));
+	assert_memory_equal(b, z, 512 << 10);
+	vol_close(v);
+	free(b);
+	free(z);
+	assert_int_equal(vol_resize(p, "r", 1000), -EINVAL);
+	assert_non_null(strstr(pool_errmsg(p), "not a multiple of the block size"));
+	tp_close(&t);
+	p = tp_open(&t);
+	assert_true(tp_check(p, "r", 0, 512 << 10, 7));
+	assert_int_equal(tp_info(p, "r").size, 1 << 20);
+	tp_destroy(&t);
+}
+
+static void test_bad_input(void **state)
+{
+	struct tpool t;
+	struct pool *p = tp_create(&t, 64 << 20);
+	struct pool_status s0, s1;
+	(void)state;
+
+	TP_OK(p, vol_create(p, "a", 1 << 20, 16384, POOL_COMPRESS_LZ4));
+	pool_get_status(p, &s0);
+	assert_int_equal(vol_create(p, "a", 1 << 20, 16384, POOL_COMPRESS_LZ4), -EEXIST);
+	assert_int_equal(vol_create(p, "b c", 1 << 20, 16384, POOL_COMPRESS_LZ4), -EINVAL);
+	assert_int_equal(vol_create(p, "b@c", 1 << 20, 16384, POOL_COMPRESS_LZ4), -EINVAL);
+	assert_int_equal(vol_create(p, "b", 1000, 16384, POOL_COMPRESS_LZ4), -EINVAL);
+	assert_int_equal(vol_create(p, "b", 1 << 20, 3000, POOL_COMPRESS_LZ4), -EINVAL);
+	assert_int_equal(vol_create(p, "b", 1 << 20, 262144, POOL_COMPRESS_LZ4), -EINVAL);
+	assert_int_equal(vol_snapshot(p, "nosuch@s"), -ENOENT);
+	assert_non_null(strstr(pool_errmsg(p), "no such volume \"tank/nosuch\""));
+	assert_int_equal(vol_snapshot(p, "a@"), -EINVAL);
+	assert_int_equal(vol_clone(p, "a@nosuch", "c"), -ENOENT);
+	assert_int_equal(vol_rollback(p, "a@nosuch", 0), -ENOENT);
+	assert_int_equal(vol_destroy(p, "nosuch", 0), -ENOENT);
+	assert_int_equal(vol_set(p, "a", "compression", "gzip"), -EINVAL);
+	assert_int_equal(vol_set(p, "a", "used", "1"), -EINVAL);
+	assert_int_equal(vol_set(p, "a", "bogus", "1"), -EINVAL);
+	pool_get_status(p, &s1);
+	assert_int_equal(s0.txg, s1.txg); /* nothing was committed */
+	TP_OK(p, vol_set(p, "a", "compression", "zstd"));
+	assert_int_equal(tp_info(p, "a").compression, POOL_COMPRESS_ZSTD);
+	tp_destroy(&t);
+}
+
+static void test_pool_full(void **state)
+{
+	struct tpool t;
+	struct pool *p = tp_create(&t, 16 << 20);
+	struct vol *v;
+	uint8_t *b = malloc(1 << 20);
+	int r = 0, i;
+	(void)state;
+
+	TP_OK(p, vol_create(p, "big", 64 << 20, 16384, POOL_COMPRESS_OFF));
+	TP_OK(p, vol_open(p, "big", &v));
+	for (i = 0; i < 64 && r == 0; i++) {
+		tp_fill(b, 1 << 20, 100 + (uint64_t)i);
+		r = vol_write(v, b, 1 << 20, (uint64_t)i << 20);
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_non_null(strstr(pool_errmsg(p), "is full"));
+	vol_close(v);
+	tp_close(&t); /* the commit of what fitted succeeds */
+	p = tp_open(&t);
+	for (int j = 0; j < i - 1; j++)
+		assert_true(tp_check(p, "big", (uint64_t)j << 20, 1 << 20, 100 + (uint64_t)j));
+	/* destroying the volume gives the space back */
+	TP_OK(p, vol_destroy(p, "big", 0));
+	TP_OK(p, pool_sync(p));
+	tp_destroy(&t);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_open_lock),
+		cmocka_unit_test(test_io_16k_lz4),
+		cmocka_unit_test(test_io_4k_off),
+		cmocka_unit_test(test_io_128k_zstd),
+		cmocka_unit_test(test_holes_and_compression),
+		cmocka_unit_test(test_resize),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_pool_full),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
