@@ -379,6 +379,33 @@ static void test_many_in_flight(void **state)
 	}
 }
 
+/* More requests than slots (a driver re-publishing in-flight heads): the
+ * device stops popping, then resumes as completions free slots. */
+static void test_slots_exhausted(void **state)
+{
+	struct fx *f = *state;
+	uint64_t h = vguest_alloc(&f->g, 16, 8), d = vguest_alloc(&f->g, 512, 8);
+	uint64_t st = vguest_alloc(&f->g, 1, 1);
+	struct vguest_buf bufs[] = {{h, 16, false}, {d, 512, true}, {st, 1, true}};
+	uint32_t id, len;
+	unsigned seen = 0;
+
+	*(struct hdr *)vguest_ptr(&f->g, h) = (struct hdr){htole32(T_IN), 0, htole64(8)};
+	for (int i = 0; i < 256; i++)
+		vguest_add_chain(&f->g, &f->r[0], bufs, 3, true);
+	virtio_dev_queue_notify(f->dev, 0);
+	for (uint16_t i = 0; i < 10; i++)
+		vguest_publish(&f->r[0], i);
+	virtio_dev_queue_notify(f->dev, 0);
+	while (seen < 266) {
+		wait_used(f, 0, &id, &len);
+		seen++;
+	}
+	assert_int_equal(*(uint8_t *)vguest_ptr(&f->g, st), S_OK);
+	assert_false(virtio_dev_is_broken(f->dev));
+	assert_false(vguest_get_used(&f->r[0], &id, &len));
+}
+
 static void test_read_only(void **state)
 {
 	struct fx *f = fx_new(true, 1, true, "");
@@ -480,6 +507,7 @@ int main(void)
 	    T(test_bad_requests),
 	    T(test_short_header_and_status),
 	    T(test_many_in_flight),
+	    T(test_slots_exhausted),
 	    cmocka_unit_test(test_read_only),
 	    cmocka_unit_test(test_host_error),
 	    cmocka_unit_test(test_multiqueue),
