@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 	double secs = 3;
 	struct vguest g;
 	struct vguest_ring r;
-	struct vblk_backend *be;
+	struct vblk_backend *be = NULL;
 	struct virtio_dev *dev;
 	struct vblk_config cfg = {.name = "bench", .num_queues = 1, .queue_size = QSIZE};
 	char tmp[] = "/tmp/zonevm-blk-path-XXXXXX";
