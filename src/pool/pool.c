@@ -372,6 +372,30 @@ fail:
 	return e;
 }
 
+int pool_destroy(const char *path, char *err, size_t errlen)
+{
+	struct pool *p;
+	uint8_t *zero;
+	int e = pool_open(path, 0, &p, err, errlen);
+
+	if (e)
+		return e;
+	zero = calloc(1, POOL_LABEL_SIZE);
+	e = zero ? 0 : -ENOMEM;
+	/* the back label first: a crash in between leaves an unopenable front */
+	if (!e)
+		e = pool_io_write(p, zero, POOL_LABEL_SIZE, p->devsize - POOL_LABEL_SIZE);
+	if (!e)
+		e = pool_io_write(p, zero, POOL_LABEL_SIZE, 0);
+	if (!e)
+		e = pool_io_flush(p);
+	if (e)
+		snprintf(err, errlen, "pool \"%s\": cannot erase labels: %s", p->name, strerror(-e));
+	free(zero);
+	pool_abandon(p);
+	return e;
+}
+
 int pool_sync(struct pool *p)
 {
 	return pool_txg_commit(p);

@@ -61,6 +61,9 @@ int pool_create(const char *path, const char *name, uint64_t size, char *err, si
  */
 int pool_open(const char *path, int flags, struct pool **out, char *err, size_t errlen);
 
+/* Erase the labels of the pool in PATH (it must not be in use). */
+int pool_destroy(const char *path, char *err, size_t errlen);
+
 /* Read the label of PATH without opening the pool: name and guid. */
 int pool_probe(const char *path, char *name, size_t namelen, uint64_t *guid, char *err,
 	       size_t errlen);
