@@ -20,7 +20,8 @@ void virtio_dev_signal(struct virtio_dev *dev, unsigned q);
 
 /* Setup and host-side messages: "zonevm: ..." on stderr. */
 void virtio_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Messages a guest can cause: at most a few per minute per device. */
+/* Messages a guest can cause or repeat at will (bad requests, host I/O
+ * errors it provokes): at most 10 per minute per device. */
 void virtio_dev_log_guest(struct virtio_dev *dev, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
