@@ -2,8 +2,12 @@
  * bus.c - address-range dispatch for port I/O and MMIO exits.
  *
  * A bus is a sorted array of disjoint ranges, read-locked by vCPU threads on
- * every access and write-locked only when a device moves (a BAR is
- * reprogrammed).  It owns dispatch only; devices serialise their own state.
+ * every lookup and write-locked only when a device moves (a BAR is
+ * reprogrammed).  The device is called after the lock is dropped, so that
+ * an access may itself move a device (a BAR write through ECAM, which is on
+ * this very bus); devices live as long as the bus, and an access racing a
+ * move may still reach the old range, as on real hardware.  It owns
+ * dispatch only; devices serialise their own state.
  * Accesses no device claims read as all ones and are counted, never fatal.
  */
 #include <errno.h>
@@ -95,14 +99,18 @@ bool bus_read(struct bus *b, uint64_t addr, unsigned len, uint64_t *val)
 	const struct bus_range *r;
 	bool claimed = false;
 
+	struct bus_range hit;
+
 	pthread_rwlock_rdlock(&b->lock);
 	r = bus_find(b, addr, len);
 	if (r && r->ops->read) {
-		*val = r->ops->read(r->ctx, addr - r->base, len);
+		hit = *r;
 		claimed = true;
 	}
 	pthread_rwlock_unlock(&b->lock);
-	if (!claimed) {
+	if (claimed)
+		*val = hit.ops->read(hit.ctx, addr - hit.base, len);
+	else {
 		*val = len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
 		__atomic_add_fetch(&b->unhandled, 1, __ATOMIC_RELAXED);
 	}
@@ -114,14 +122,18 @@ bool bus_write(struct bus *b, uint64_t addr, unsigned len, uint64_t val)
 	const struct bus_range *r;
 	bool claimed = false;
 
+	struct bus_range hit;
+
 	pthread_rwlock_rdlock(&b->lock);
 	r = bus_find(b, addr, len);
 	if (r && r->ops->write) {
-		r->ops->write(r->ctx, addr - r->base, len, val);
+		hit = *r;
 		claimed = true;
 	}
 	pthread_rwlock_unlock(&b->lock);
-	if (!claimed)
+	if (claimed)
+		hit.ops->write(hit.ctx, addr - hit.base, len, val);
+	else
 		__atomic_add_fetch(&b->unhandled, 1, __ATOMIC_RELAXED);
 	return claimed;
 }
