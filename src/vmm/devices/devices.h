@@ -142,4 +142,98 @@ void pci_cfg_write(struct pci_bus *bus, unsigned dev, unsigned fn, unsigned off,
 void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_t class_code,
 		   uint8_t header_type, const char *name);
 
+/* ---- MSI-X table and PBA (msix.c) ------------------------------------ */
+
+/*
+ * The MSI-X state of one PCI function: the table (16 bytes per vector:
+ * address low, address high, data, vector control) and the pending bit
+ * array, both reached through a BAR, and the enable / function-mask bits
+ * of the capability's message control.  The owner serialises all calls.
+ */
+#define MSIX_MAX_VECTORS  2048
+#define MSIX_ENTRY_SIZE   16
+#define MSIX_CAP_SIZE     12
+#define MSIX_CTRL_ENABLE  0x8000
+#define MSIX_CTRL_MASKALL 0x4000
+
+struct msix_host {
+	/* Vector vec has a new message: route it (called masked or not). */
+	void (*route)(void *ctx, unsigned vec, uint64_t addr, uint32_t data);
+	/* Deliver vector vec now. */
+	void (*fire)(void *ctx, unsigned vec);
+	void *ctx;
+};
+
+struct msix {
+	unsigned nvec;
+	uint8_t *table;  /* nvec * MSIX_ENTRY_SIZE bytes, little endian */
+	uint64_t *pba;   /* one bit per vector */
+	bool enabled;    /* message control: MSI-X enable */
+	bool maskall;    /* message control: function mask */
+	struct msix_host host;
+	uint64_t nr_fired, nr_pended;
+};
+
+/* Table and PBA bytes for nvec vectors. */
+#define MSIX_TABLE_BYTES(nvec) ((uint64_t)(nvec) * MSIX_ENTRY_SIZE)
+#define MSIX_PBA_BYTES(nvec)   ((((uint64_t)(nvec) + 63) / 64) * 8)
+
+/* All vectors masked, none pending. Returns 0, -EINVAL or -ENOMEM. */
+int msix_init(struct msix *m, unsigned nvec, const struct msix_host *host);
+void msix_destroy(struct msix *m);
+/* Write the capability at config offset off (next: the following one). */
+void msix_cap_init(struct pci_func *f, unsigned off, unsigned next, unsigned nvec, unsigned bir,
+		   uint32_t table_off, uint32_t pba_off);
+/* The guest wrote message control; delivers what became unmasked. */
+void msix_set_control(struct msix *m, uint16_t ctrl);
+/* Table and PBA accesses at any offset and size (1, 2, 4 or 8). */
+uint64_t msix_table_read(struct msix *m, uint64_t off, unsigned len);
+void msix_table_write(struct msix *m, uint64_t off, unsigned len, uint64_t val);
+uint64_t msix_pba_read(struct msix *m, uint64_t off, unsigned len);
+/* Raise vector vec: delivered now, or left pending while masked. */
+void msix_raise(struct msix *m, unsigned vec);
+bool msix_pending(const struct msix *m, unsigned vec);
+
+/* ---- virtio-pci transport (virtio_pci.c) ----------------------------- */
+
+struct virtio_dev;
+struct vpci;
+
+/* What the VMM gives a virtio-pci function; the function never calls KVM. */
+struct vpci_host {
+	/* MSI-X vector vec has a new message (KVM_SET_GSI_ROUTING). */
+	void (*msi_route)(void *ctx, unsigned vec, uint64_t addr, uint32_t data);
+	/* Signal vector vec (write its irqfd). */
+	void (*msi_fire)(void *ctx, unsigned vec);
+	/* Queue q's doorbell now is at gpa (on) or is gone (off): bind or
+	 * unbind its ioeventfd.  Returns 0 or -errno. */
+	int (*notify_map)(void *ctx, unsigned q, uint64_t gpa, bool on);
+	/* A doorbell write reached us instead of the ioeventfd: kick queue q. */
+	void (*notify_kick)(void *ctx, unsigned q);
+	/* A message a guest can trigger (the host rate-limits it). */
+	void (*log_guest)(void *ctx, const char *msg);
+	void *ctx;
+};
+
+#define VPCI_MAX_QUEUES 256
+
+/*
+ * A PCI function for dev, its BAR initially at bar_addr (not decoded until
+ * the guest enables memory space), mapped on mmio when it is.  Returns 0,
+ * -EINVAL (too many queues) or -ENOMEM.  dev stays the caller's.
+ */
+int vpci_create(struct virtio_dev *dev, struct bus *mmio, uint64_t bar_addr,
+		const struct vpci_host *host, struct vpci **out);
+void vpci_destroy(struct vpci *v);
+struct pci_func *vpci_func(struct vpci *v);
+/* Bytes of BAR0 (a power of two; the BAR must be aligned to it). */
+uint64_t vpci_bar_size(void);
+/* Call fn(dev, q) with the function's lock held: the event loop's way in
+ * (virtio_dev_queue_notify, vblk_queue_poll). */
+void vpci_call(struct vpci *v, void (*fn)(struct virtio_dev *, unsigned), unsigned q);
+/* virtio_env callbacks; only from inside a virtio_dev_* call made under the
+ * function's lock (vpci_call, or a register access). */
+void vpci_interrupt(struct vpci *v, unsigned q);
+void vpci_needs_reset(struct vpci *v);
+
 #endif
