@@ -2,8 +2,8 @@
  * cmd_run.c - `zonevm run`: the VMM on its own, every resource given on the
  * command line (like kvmtool or Firecracker).
  *
- * Parses and checks the options, opens every file the guest needs, then
- * hands file descriptors to vmm_run().  Every bad input is reported here,
+ * Parses and checks the options, opens every file the guest needs (kernel,
+ * initrd, disks), then hands file descriptors to vmm_run().  Every bad input is reported here,
  * before any vCPU runs, with the option and the cause.
  */
 #include <errno.h>
@@ -11,7 +11,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/fs.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,12 +22,14 @@
 
 #define RUN_DEFAULT_MEM     (256ULL << 20)
 #define RUN_DEFAULT_CMDLINE "console=ttyS0 panic=-1"
+#define RUN_MAX_DISKS       24 /* PCI bus 0 has 31 free slots */
 
 static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: zonevm run --kernel PATH [--initrd PATH] [--cmdline STR]\n"
 		"                  [--cpus N] [--mem SIZE] [--on-reboot exit|restart]\n"
+		"                  [--disk PATH[,ro][,serial=ID]]... [--rng|--no-rng]\n"
 		"\n"
 		"Boot a Linux bzImage (boot protocol 2.12+, 64-bit entry) under KVM.\n"
 		"  --kernel PATH      the kernel (bzImage)\n"
@@ -34,6 +38,11 @@ static void run_usage(FILE *f)
 		"  --cpus N           vCPUs, 1 to what KVM allows (default 1)\n"
 		"  --mem SIZE         guest memory with K/M/G suffix (default 256M); locked\n"
 		"  --on-reboot ACT    exit (default: exit status 3) or restart the guest\n"
+		"  --disk SPEC        a virtio-blk disk (repeatable; /dev/vda, vdb, ... in\n"
+		"                     order): PATH is a raw image file or a block device\n"
+		"                     whose size is a multiple of 512; ro makes it\n"
+		"                     read-only; serial=ID sets its id (up to 20 bytes)\n"
+		"  --rng, --no-rng    a virtio-rng entropy device (default: on)\n"
 		"\n"
 		"The guest's serial console (COM1) is on stdin/stdout; when stdin is a\n"
 		"terminal it is put in raw mode and Ctrl-] then q stops the VM.\n"
@@ -59,6 +68,72 @@ static int open_input(const char *what, const char *path)
 	return fd;
 }
 
+/* Parse PATH[,ro][,serial=ID] into d (path points into spec). */
+static int parse_disk(char *spec, struct vmm_disk *d)
+{
+	char *opt, *save = NULL;
+
+	*d = (struct vmm_disk){.fd = -1};
+	d->name = strtok_r(spec, ",", &save);
+	if (!d->name || !*d->name) {
+		cli_err("--disk: \"%s\" has no path", spec);
+		return -EINVAL;
+	}
+	while ((opt = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(opt, "ro")) {
+			d->read_only = true;
+		} else if (!strncmp(opt, "serial=", 7)) {
+			if (strlen(opt + 7) > VMM_DISK_SERIAL_MAX) {
+				cli_err("--disk %s: serial \"%s\" is longer than %d bytes", d->name,
+					opt + 7, VMM_DISK_SERIAL_MAX);
+				return -EINVAL;
+			}
+			snprintf(d->serial, sizeof(d->serial), "%s", opt + 7);
+		} else {
+			cli_err("--disk %s: unknown option \"%s\" (want ro or serial=ID)", d->name,
+				opt);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Open a disk read-write (or read-only) and check its size. */
+static int open_disk(struct vmm_disk *d)
+{
+	struct stat st;
+	uint64_t size = 0;
+
+	d->fd = open(d->name, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (d->fd < 0) {
+		cli_err("cannot open disk \"%s\"%s: %s", d->name, d->read_only ? " read-only" : "",
+			strerror(errno));
+		return -1;
+	}
+	if (fstat(d->fd, &st) < 0) {
+		cli_err("disk \"%s\": %s", d->name, strerror(errno));
+		return -1;
+	}
+	if (S_ISREG(st.st_mode)) {
+		size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		if (ioctl(d->fd, BLKGETSIZE64, &size) < 0) {
+			cli_err("disk \"%s\": cannot read the block device's size: %s", d->name,
+				strerror(errno));
+			return -1;
+		}
+	} else {
+		cli_err("disk \"%s\": not a regular file or a block device", d->name);
+		return -1;
+	}
+	if (size % 512) {
+		cli_err("disk \"%s\": its size, %llu bytes, is not a multiple of 512", d->name,
+			(unsigned long long)size);
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_cpus(const char *s, unsigned *out)
 {
 	char *end;
@@ -80,13 +155,17 @@ int cmd_run_main(int argc, char **argv)
 		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
 		{"cmdline", required_argument, NULL, 'c'}, {"cpus", required_argument, NULL, 'n'},
 		{"mem", required_argument, NULL, 'm'},    {"on-reboot", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+		{"disk", required_argument, NULL, 'd'},   {"rng", no_argument, NULL, 'R'},
+		{"no-rng", no_argument, NULL, 'N'},        {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
+	struct vmm_disk disks[RUN_MAX_DISKS];
+	unsigned ndisks = 0;
 	const char *kernel = NULL, *initrd = NULL;
 	struct vmm_config cfg = {
 		.kernel_fd = -1, .initrd_fd = -1, .cmdline = RUN_DEFAULT_CMDLINE, .ncpus = 1,
 		.mem_size = RUN_DEFAULT_MEM, .console_in = STDIN_FILENO,
-		.console_out = STDOUT_FILENO,
+		.console_out = STDOUT_FILENO, .disks = disks, .rng = true,
 	};
 	struct vmm_limits lim;
 	int c, ret, status = CLI_EXIT_USAGE;
@@ -123,6 +202,21 @@ int cmd_run_main(int argc, char **argv)
 				cli_err("--on-reboot: \"%s\" is neither exit nor restart", optarg);
 				return CLI_EXIT_USAGE;
 			}
+			break;
+		case 'd':
+			if (ndisks == RUN_MAX_DISKS) {
+				cli_err("--disk: at most %d disks", RUN_MAX_DISKS);
+				return CLI_EXIT_USAGE;
+			}
+			if (parse_disk(optarg, &disks[ndisks]) < 0)
+				return CLI_EXIT_USAGE;
+			ndisks++;
+			break;
+		case 'R':
+			cfg.rng = true;
+			break;
+		case 'N':
+			cfg.rng = false;
 			break;
 		case 'h':
 			run_usage(stdout);
@@ -164,8 +258,16 @@ int cmd_run_main(int argc, char **argv)
 		goto out;
 	if (initrd && (cfg.initrd_fd = open_input("initrd", initrd)) < 0)
 		goto out;
+	for (cfg.ndisks = 0; cfg.ndisks < ndisks; cfg.ndisks++)
+		if (open_disk(&disks[cfg.ndisks]) < 0) {
+			cfg.ndisks++; /* close it too */
+			goto out;
+		}
 	status = vmm_run(&cfg);
 out:
+	for (unsigned i = 0; i < cfg.ndisks; i++)
+		if (disks[i].fd >= 0)
+			close(disks[i].fd);
 	if (cfg.kernel_fd >= 0)
 		close(cfg.kernel_fd);
 	if (cfg.initrd_fd >= 0)

@@ -145,6 +145,45 @@ int boot_write_tables(const struct vm_mem *mem);
 int cpuid_configure(struct kvm_cpuid2 *c, unsigned cap, unsigned index, unsigned ncpus,
 		    bool tsc_deadline);
 
+/* ---- interrupt routing and doorbells (irq.c) ---------------------------- */
+
+#define IRQ_FIRST_MSI_GSI 24 /* below: the irqchip pins */
+
+struct irq_msi {
+	uint64_t addr;
+	uint32_t data;
+};
+
+struct irq_router {
+	pthread_mutex_t lock;
+	int vm_fd;
+	unsigned max_gsi;        /* KVM_CAP_IRQ_ROUTING */
+	bool ioeventfd_any_len;  /* KVM_CAP_IOEVENTFD_ANY_LENGTH */
+	unsigned nmsi, cap;
+	struct irq_msi *msi;     /* GSI IRQ_FIRST_MSI_GSI + i */
+};
+
+/* Check the capabilities; -ENOTSUP with a message when one is missing. */
+int irq_init(struct irq_router *r, int kvm_fd, int vm_fd);
+void irq_destroy(struct irq_router *r);
+/* A new MSI GSI bound to eventfd efd with KVM_IRQFD; returns it or -errno. */
+int irq_msi_alloc(struct irq_router *r, int efd);
+/* The guest's message for an MSI GSI; pushes the table when it changed. */
+int irq_msi_set(struct irq_router *r, unsigned gsi, uint64_t addr, uint32_t data);
+/* Bind (assign) or unbind an eventfd to guest writes at gpa (KVM_IOEVENTFD). */
+int irq_ioeventfd(struct irq_router *r, uint64_t gpa, int efd, bool assign);
+
+/* ---- virtio devices on PCI (vdev.c) -------------------------------------- */
+
+struct vm;
+struct vdev_set;
+
+/* Create every virtio device of cfg on the PCI bus, with its eventfds on
+ * the event loop; returns 0 or -errno with a message printed. */
+int vdev_setup(struct vm *vm);
+/* After the vCPUs stopped: finish in-flight I/O, close everything. */
+void vdev_teardown(struct vm *vm);
+
 /* ---- the machine (vm.c, vcpu.c) ----------------------------------------- */
 
 struct vcpu {
@@ -176,7 +215,23 @@ struct vm {
 	int exit_status; /* first enum vmm_exit set wins; -1 while running */
 	int stopping;    /* atomic: vCPU threads leave KVM_RUN */
 	uint64_t log_budget; /* rate limit for guest-triggered messages */
+	int epfd;            /* the event loop (vm_watch_fd) */
+	struct vm_watch *watches;
+	unsigned nwatches;
+	struct irq_router irq;
+	struct vdev_set *vdevs;
 };
+
+/* A file descriptor the event loop polls for the devices: cb runs on the
+ * main thread when fd is readable. */
+struct vm_watch {
+	int fd;
+	void (*cb)(void *ctx);
+	void *ctx;
+};
+
+/* Poll fd for readability from now on; 0 or -errno. */
+int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *ctx), void *ctx);
 
 /* Record why the VM ends (first caller wins) and wake the event loop. */
 void vm_request_exit(struct vm *vm, int status);

@@ -3,8 +3,9 @@
  *
  * Owns the order of setup (KVM VM, irqchip and PIT, locked memory, kernel
  * and initrd, ACPI tables, zero page, devices, vCPUs), the event loop of the
- * main thread (vCPU exit requests, signals, console input) and the teardown
- * that always restores the terminal.  Setup errors are reported before any
+ * main thread (vCPU exit requests, signals, console input, and the file
+ * descriptors devices register with vm_watch_fd) and the teardown that
+ * always restores the terminal.  Setup errors are reported before any
  * vCPU runs.
  */
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "layout.h"
 
 #define CONSOLE_ESCAPE 0x1d /* Ctrl-] then 'q' quits */
+#define VM_WATCH_TAG   (1ULL << 32) /* epoll data: watch index, not an fd */
 
 static int kvm_open(int *api)
 {
@@ -335,6 +337,20 @@ static int vm_add_devices(struct vm *vm)
 
 /* ---- event loop --------------------------------------------------------- */
 
+int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *ctx), void *ctx)
+{
+	struct vm_watch *w = realloc(vm->watches, (vm->nwatches + 1) * sizeof(*w));
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = VM_WATCH_TAG | vm->nwatches};
+
+	if (!w)
+		return -ENOMEM;
+	vm->watches = w;
+	if (epoll_ctl(vm->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	w[vm->nwatches++] = (struct vm_watch){.fd = fd, .cb = cb, .ctx = ctx};
+	return 0;
+}
+
 struct console {
 	int fd;
 	bool tty;
@@ -402,10 +418,10 @@ static int vm_loop(struct vm *vm, sigset_t *sigs)
 {
 	struct console con = {.fd = -1};
 	struct epoll_event ev = {.events = EPOLLIN};
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	int epfd = vm->epfd;
 	int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
 
-	if (epfd < 0 || sfd < 0) {
+	if (sfd < 0) {
 		vm_log("cannot set up the event loop: %s", strerror(errno));
 		vm_request_exit(vm, VMM_EXIT_ERROR);
 		goto out;
@@ -422,8 +438,8 @@ static int vm_loop(struct vm *vm, sigset_t *sigs)
 	}
 
 	while (__atomic_load_n(&vm->exit_status, __ATOMIC_SEQ_CST) < 0) {
-		struct epoll_event evs[4];
-		int n = epoll_wait(epfd, evs, 4, con.paused ? 10 : -1);
+		struct epoll_event evs[32];
+		int n = epoll_wait(epfd, evs, 32, con.paused ? 10 : -1);
 		if (n < 0 && errno != EINTR) {
 			vm_log("epoll_wait: %s", strerror(errno));
 			vm_request_exit(vm, VMM_EXIT_ERROR);
@@ -436,7 +452,10 @@ static int vm_loop(struct vm *vm, sigset_t *sigs)
 		}
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
-			if (fd == sfd) {
+			if (evs[i].data.u64 & VM_WATCH_TAG) {
+				struct vm_watch *w = &vm->watches[evs[i].data.u64 & ~VM_WATCH_TAG];
+				w->cb(w->ctx);
+			} else if (fd == sfd) {
 				struct signalfd_siginfo si;
 				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					vm_log("stopped by signal %u", si.ssi_signo);
@@ -459,8 +478,6 @@ out:
 	console_restore(&con);
 	if (sfd >= 0)
 		close(sfd);
-	if (epfd >= 0)
-		close(epfd);
 	return vm->exit_status;
 }
 
@@ -483,6 +500,11 @@ static void vm_teardown(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	vdev_teardown(vm);
+	free(vm->watches);
+	vm->watches = NULL;
+	if (vm->epfd >= 0)
+		close(vm->epfd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
@@ -530,13 +552,18 @@ static int vm_boot_once(const struct vmm_config *cfg, sigset_t *sigs)
 	vm.kvm_fd = vm.vm_fd = -1;
 	vm.exit_status = -1;
 	vm.exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm.exit_efd < 0) {
-		vm_log("eventfd: %s", strerror(errno));
+	vm.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (vm.exit_efd < 0 || vm.epfd < 0) {
+		vm_log("cannot set up the event loop: %s", strerror(errno));
+		if (vm.exit_efd >= 0)
+			close(vm.exit_efd);
+		if (vm.epfd >= 0)
+			close(vm.epfd);
 		return VMM_EXIT_ERROR;
 	}
 	if (vm_create_kvm(&vm) < 0 || mem_alloc(&vm.mem, cfg->mem_size) < 0 ||
 	    vm_map_memory(&vm) < 0 || vm_build_acpi(&vm, &rsdp) < 0 ||
-	    vm_load_kernel(&vm, rsdp) < 0 || vm_add_devices(&vm) < 0)
+	    vm_load_kernel(&vm, rsdp) < 0 || vm_add_devices(&vm) < 0 || vdev_setup(&vm) < 0)
 		goto out;
 	if (vm_start_vcpus(&vm) < 0) {
 		vm_request_exit(&vm, VMM_EXIT_ERROR);

@@ -21,6 +21,16 @@ enum vmm_exit {
 	VMM_EXIT_SIGNAL = 5,   /* stopped by SIGINT/SIGTERM or the console escape */
 };
 
+/* A virtio-blk disk: the caller opened it (read-write unless read_only). */
+#define VMM_DISK_SERIAL_MAX 20 /* bytes of a virtio-blk id */
+
+struct vmm_disk {
+	int fd;           /* stays the caller's: the VMM works on a dup */
+	const char *name; /* the path, for messages */
+	bool read_only;
+	char serial[VMM_DISK_SERIAL_MAX + 1];
+};
+
 struct vmm_config {
 	int kernel_fd;           /* bzImage, opened read-only */
 	const char *kernel_name; /* for messages */
@@ -32,6 +42,9 @@ struct vmm_config {
 	bool reboot_restart;     /* --on-reboot restart */
 	int console_in;          /* -1: no console input */
 	int console_out;         /* guest serial output */
+	const struct vmm_disk *disks; /* virtio-blk, in PCI slot order */
+	unsigned ndisks;
+	bool rng;                /* a virtio-rng device */
 };
 
 /* Limits the host's KVM puts on a VM: from KVM_CHECK_EXTENSION. */
