@@ -468,6 +468,8 @@ int cmd_vol_main(int argc, char **argv)
 		{"rollback", vol_cmd_simple}, {"destroy", vol_cmd_simple},
 		{"clone", vol_cmd_clone},     {"set", vol_cmd_set},
 		{"list", vol_cli_list},       {"get", vol_cli_get},
+		{"send", vol_cli_send},       {"recv", vol_cli_recv},
+		{"receive", vol_cli_recv},
 	};
 	const char *root;
 

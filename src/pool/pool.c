@@ -419,6 +419,12 @@ void pool_abandon(struct pool *p)
 		pool_free(p);
 }
 
+void pool_set_progress(struct pool *p, void (*fn)(void *arg, uint64_t bytes), void *arg)
+{
+	p->progress = fn;
+	p->progress_arg = arg;
+}
+
 void pool_test_write_limit(struct pool *p, long n, int torn)
 {
 	p->write_limit = n;

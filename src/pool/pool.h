@@ -163,6 +163,8 @@ int pool_compression_parse(const char *s, enum pool_compression *out);
  */
 int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const char *token,
 	     int fd);
+/* Called with the bytes of each stream record sent or received (NULL: off). */
+void pool_set_progress(struct pool *p, void (*fn)(void *arg, uint64_t bytes), void *arg);
 /* Receive a stream from FD into volume NAME (created, or updated incrementally). */
 int vol_recv(struct pool *p, const char *name, int fd, int resumable);
 /* The resume token of an interrupted receive into NAME (-ENOENT if none). */

@@ -97,6 +97,9 @@ struct pool {
 	long write_limit; /* test hook: writes left before the "crash"; -1 = off */
 	int write_torn;
 
+	void (*progress)(void *arg, uint64_t bytes); /* send/recv progress */
+	void *progress_arg;
+
 	struct pool_arc *arc;
 	uint8_t *scratch; /* compression output, 2 x 128K + bound */
 	size_t scratch_len;
@@ -220,7 +223,17 @@ struct pool_ds *pool_ds_head(struct pool *p, const struct pool_ds *ds);
 int pool_txg_commit(struct pool *p);
 int pool_txg_maybe_commit(struct pool *p);
 
+/* vol.c */
+int pool_vol_new(struct pool *p, const char *name, uint64_t size, uint32_t blocksize, int comp,
+		 struct pool_ds **out);
+
+/* send.c */
+int pool_token_parse(const char *token, uint64_t *toguid, uint64_t *fromguid, uint64_t *off);
+void pool_token_format(char *buf, size_t len, uint64_t toguid, uint64_t fromguid, uint64_t off);
+
 /* snap.c */
+int pool_snap_create(struct pool *p, struct pool_ds *h, const char *name, struct pool_ds **out);
+int pool_clone_new(struct pool *p, struct pool_ds *s, const char *name, struct pool_ds **out);
 int pool_snap_unique(struct pool *p, struct pool_ds *snap, uint64_t *used, uint64_t *logical);
 int pool_snap_destroy_one(struct pool *p, struct pool_ds *snap);
 int pool_vol_destroy_head(struct pool *p, struct pool_ds *head);

@@ -236,12 +236,21 @@ int vol_snapshot(struct pool *p, const char *snapname)
 		return err;
 	if (pool_ds_lookup(p, snapname, 0))
 		return pool_err(p, -EEXIST, "snapshot \"%s/%s\" already exists", p->name, snapname);
-	err = pool_ds_new(p, &s);
+	err = pool_snap_create(p, h, at + 1, &s);
+	return err ? err : finish(p, 0);
+}
+
+/* Snapshot H (which has nothing dirty) as NAME, in memory. */
+int pool_snap_create(struct pool *p, struct pool_ds *h, const char *name, struct pool_ds **out)
+{
+	struct pool_ds *s;
+	int err = pool_ds_new(p, &s);
+
 	if (err)
 		return err;
 	s->r.type = POOL_DS_SNAPSHOT;
 	s->r.head_id = h->r.id;
-	snprintf(s->r.name, sizeof(s->r.name), "%s", at + 1);
+	snprintf(s->r.name, sizeof(s->r.name), "%s", name);
 	s->obj.d = h->obj.d;
 	s->dl.d = h->dl.d;
 	s->r.prev_snap_id = h->r.prev_snap_id;
@@ -258,7 +267,8 @@ int vol_snapshot(struct pool *p, const char *snapname)
 	h->r.prev_snap_id = s->r.id;
 	h->r.prev_snap_txg = p->txg;
 	h->r.written = 0;
-	return finish(p, 0);
+	*out = s;
+	return 0;
 }
 
 int vol_clone(struct pool *p, const char *snapname, const char *newname)
@@ -272,11 +282,20 @@ int vol_clone(struct pool *p, const char *snapname, const char *newname)
 		return pool_err(p, -EINVAL, "invalid volume name \"%s/%s\"", p->name, newname);
 	if (pool_ds_lookup(p, newname, 1))
 		return pool_err(p, -EEXIST, "volume \"%s/%s\" already exists", p->name, newname);
-	err = pool_ds_new(p, &c);
+	err = pool_clone_new(p, s, newname, &c);
+	return err ? err : finish(p, 0);
+}
+
+/* A new volume NAME whose origin is snapshot S, in memory (O(1)). */
+int pool_clone_new(struct pool *p, struct pool_ds *s, const char *name, struct pool_ds **out)
+{
+	struct pool_ds *c;
+	int err = pool_ds_new(p, &c);
+
 	if (err)
 		return err;
 	c->r.type = POOL_DS_VOLUME;
-	snprintf(c->r.name, sizeof(c->r.name), "%s", newname);
+	snprintf(c->r.name, sizeof(c->r.name), "%s", name);
 	c->obj.d = s->obj.d;
 	c->r.origin_id = s->r.id;
 	c->r.prev_snap_id = s->r.id;
@@ -284,7 +303,8 @@ int vol_clone(struct pool *p, const char *snapname, const char *newname)
 	c->r.referenced = s->r.referenced;
 	c->r.ref_logical = s->r.ref_logical;
 	s->r.num_clones++;
-	return finish(p, 0);
+	*out = c;
+	return 0;
 }
 
 int vol_rollback(struct pool *p, const char *snapname, int recursive)

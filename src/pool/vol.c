@@ -104,7 +104,18 @@ int vol_create(struct pool *p, const char *name, uint64_t size, uint32_t blocksi
 				(unsigned long long)size);
 	if (pool_ds_lookup(p, name, 1))
 		return pool_err(p, -EEXIST, "volume \"%s/%s\" already exists", p->name, name);
-	err = pool_ds_new(p, &ds);
+	err = pool_vol_new(p, name, size, blocksize, comp, &ds);
+	if (err)
+		return err;
+	return pool_txg_commit(p);
+}
+
+int pool_vol_new(struct pool *p, const char *name, uint64_t size, uint32_t blocksize, int comp,
+		 struct pool_ds **out)
+{
+	struct pool_ds *ds;
+	int err = pool_ds_new(p, &ds);
+
 	if (err)
 		return err;
 	ds->r.type = POOL_DS_VOLUME;
@@ -116,7 +127,8 @@ int vol_create(struct pool *p, const char *name, uint64_t size, uint32_t blocksi
 	ds->obj.d.comp = (uint8_t)comp;
 	ds->obj.d.root.lsize = blocksize;
 	ds->obj.d.root.type = POOL_BT_VOLDATA;
-	return pool_txg_commit(p);
+	*out = ds;
+	return 0;
 }
 
 int vol_open(struct pool *p, const char *name, struct vol **out)
