@@ -5,7 +5,8 @@
  * XLF_KERNEL_64), placing the kernel at 1 MiB and the initrd at the top of
  * low RAM, filling the zero page (struct boot_params: setup header, command
  * line pointer, initrd, E820 table, ACPI RSDP address), and writing the GDT
- * and identity-mapped page tables the 64-bit entry expects.  It never talks
+ * and identity-mapped page tables the 64-bit entry expects, and a reset
+ * stub at the real-mode reset vector.  It never talks
  * to KVM: vcpu.c loads the registers that point at what this file wrote.
  * Reference: Documentation/arch/x86/boot.rst of the Linux kernel.
  */
@@ -150,6 +151,19 @@ void boot_zero_page(uint8_t *zp, const struct boot_image *img, uint64_t mem_size
 
 int boot_write_tables(const struct vm_mem *mem)
 {
+	/*
+	 * There is no firmware, so the reset vector holds what a BIOS would
+	 * end up doing there: reset the machine.  Linux on a hardware-reduced
+	 * ACPI platform reboots through "BIOS" (a jump to F000:FFF0 in real
+	 * mode) before it tries the ACPI reset register.
+	 *   mov dx, LAYOUT_PORT_PM; mov al, LAYOUT_PM_RESET; out dx, al; hlt; jmp $-1
+	 */
+	static const uint8_t reset_stub[] = {
+		0xba, LAYOUT_PORT_PM & 0xff, LAYOUT_PORT_PM >> 8, 0xb0, LAYOUT_PM_RESET,
+		0xee, 0xf4, 0xeb, 0xfd,
+	};
+	uint8_t *rv = mem_ptr(mem, LAYOUT_RESET_VECTOR, sizeof(reset_stub));
+
 	/* Null, 64-bit code (0x08), data (0x10), TSS (0x18): flat, DPL 0. */
 	static const uint64_t gdt[] = {
 		0x0000000000000000ULL,
@@ -163,8 +177,9 @@ int boot_write_tables(const struct vm_mem *mem)
 	uint8_t *pdpt = mem_ptr(mem, LAYOUT_PDPT, 0x1000);
 	uint8_t *pd = mem_ptr(mem, LAYOUT_PD, 4 * 0x1000);
 
-	if (!g || !idt || !pml4 || !pdpt || !pd)
+	if (!g || !idt || !pml4 || !pdpt || !pd || !rv)
 		return -ENOMEM;
+	memcpy(rv, reset_stub, sizeof(reset_stub));
 	for (unsigned i = 0; i < 4; i++)
 		put64(g + 8 * i, gdt[i]);
 	put64(idt, 0);

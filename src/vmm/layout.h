@@ -38,6 +38,7 @@
 #define LAYOUT_EBDA            0x9fc00ULL
 #define LAYOUT_ACPI            0xe0000ULL
 #define LAYOUT_ACPI_SIZE       0x20000ULL
+#define LAYOUT_RESET_VECTOR    0xffff0ULL /* F000:FFF0, inside the reserved ACPI area */
 #define LAYOUT_KERNEL          0x100000ULL
 #define LAYOUT_MMIO_HOLE       0xc0000000ULL
 #define LAYOUT_PCI_MMIO32      0xc0000000ULL

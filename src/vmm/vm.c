@@ -302,8 +302,9 @@ static int vm_build_acpi(struct vm *vm, uint64_t *rsdp)
 		.com1_port = LAYOUT_PORT_COM1,
 		.com1_irq = LAYOUT_IRQ_COM1,
 	};
-	long n = acpi_build(&c, mem_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_SIZE), LAYOUT_ACPI,
-			    LAYOUT_ACPI_SIZE);
+	/* The tables stop below the reset vector stub that boot.c writes. */
+	const uint64_t room = LAYOUT_RESET_VECTOR - LAYOUT_ACPI;
+	long n = acpi_build(&c, mem_ptr(&vm->mem, LAYOUT_ACPI, room), LAYOUT_ACPI, room);
 
 	if (n < 0) {
 		vm_log("cannot build ACPI tables for %u vCPUs: %s", vm->ncpus, strerror((int)-n));

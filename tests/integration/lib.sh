@@ -31,7 +31,8 @@ tap_diag() {
 zrun() {
 	log=$1
 	shift
-	zonevm run "$@" </dev/null >"$log" 2>&1
+	# A hung guest must not stall the group: SIGTERM gives status 5.
+	timeout "${ZRUN_TIMEOUT:-300}" zonevm run "$@" </dev/null >"$log" 2>&1
 	rc=$?
 }
 
