@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,7 +64,38 @@ static void pattern(uint8_t *p, size_t n, unsigned seed)
 		p[i] = (uint8_t)(i * 7 + seed * 13 + (i >> 9));
 }
 
-static struct fx *fx_new(bool ro, unsigned nq, bool rdonly_fd, const char *serial)
+enum fx_backing { FX_RW, FX_RDONLY_FD, FX_LOOP };
+
+/* A loop device over backing_fd that goes away with its last fd; -1 when
+ * this host cannot make one (not root, no loop driver). */
+static int loop_attach(int backing_fd)
+{
+	struct loop_info64 info = {.lo_flags = LO_FLAGS_AUTOCLEAR};
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC), n, fd;
+	char path[32];
+
+	if (ctl < 0)
+		return -1;
+	n = ioctl(ctl, LOOP_CTL_GET_FREE);
+	close(ctl);
+	snprintf(path, sizeof(path), "/dev/loop%d", n);
+	fd = n < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, LOOP_SET_FD, backing_fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (ioctl(fd, LOOP_SET_STATUS64, &info) < 0) {
+		ioctl(fd, LOOP_CLR_FD, 0);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* NULL only for FX_LOOP on a host without loop devices. */
+static struct fx *fx_new(bool ro, unsigned nq, enum fx_backing backing, const char *serial)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct vblk_backend *be;
@@ -78,8 +111,20 @@ static struct fx *fx_new(bool ro, unsigned nq, bool rdonly_fd, const char *seria
 	assert_int_equal(pwrite(f->fd, buf, DISK_BYTES, 0), DISK_BYTES);
 	free(buf);
 	snprintf(cfg.serial, sizeof(cfg.serial), "%s", serial);
-	bfd = open(f->path, rdonly_fd ? O_RDONLY : O_RDWR);
+	bfd = open(f->path, backing == FX_RDONLY_FD ? O_RDONLY : O_RDWR);
 	assert_true(bfd >= 0);
+	if (backing == FX_LOOP) {
+		int file = bfd;
+
+		bfd = loop_attach(file);
+		close(file);
+		if (bfd < 0) {
+			close(f->fd);
+			unlink(f->path);
+			free(f);
+			return NULL;
+		}
+	}
 	assert_int_equal(vblk_file_open(bfd, f->path, nq, 256, &be), 0);
 	assert_int_equal(vguest_init(&f->g, 16 << 20), 0);
 	assert_int_equal(vblk_create(&cfg, be, &f->g.gm, &f->g.env, &f->dev), 0);
@@ -101,7 +146,7 @@ static void fx_free(struct fx *f)
 
 static int setup(void **state)
 {
-	*state = fx_new(false, 1, false, "zonevm-serial-1");
+	*state = fx_new(false, 1, FX_RW, "zonevm-serial-1");
 	return 0;
 }
 
@@ -228,6 +273,8 @@ static void test_write_odd_framing(void **state)
 	wait_used(f, 0, &id, &len);
 	assert_int_equal(((uint8_t *)vguest_ptr(&f->g, st))[1], S_OK);
 	assert_int_equal(len, 2);
+	/* On a block device the data reaches the backing file at the flush. */
+	assert_int_equal(run(f, T_FLUSH, 0, NULL, 0), S_OK);
 	assert_int_equal(pread(f->fd, got, 4096, 10 * 512), 4096);
 	assert_memory_equal(got, src, 4096);
 }
@@ -408,7 +455,7 @@ static void test_slots_exhausted(void **state)
 
 static void test_read_only(void **state)
 {
-	struct fx *f = fx_new(true, 1, true, "");
+	struct fx *f = fx_new(true, 1, FX_RDONLY_FD, "");
 	uint64_t d = vguest_alloc(&f->g, 512, 8);
 	uint8_t before[512], after[512];
 
@@ -430,7 +477,7 @@ static void test_read_only(void **state)
 /* The backend fd cannot write: the host error reaches the guest as IOERR. */
 static void test_host_error(void **state)
 {
-	struct fx *f = fx_new(false, 1, true, "");
+	struct fx *f = fx_new(false, 1, FX_RDONLY_FD, "");
 	uint64_t d = vguest_alloc(&f->g, 512, 8);
 
 	assert_int_equal(run(f, T_OUT, 0, &(struct vguest_buf){d, 512, false}, 1), S_IOERR);
@@ -441,7 +488,7 @@ static void test_host_error(void **state)
 
 static void test_multiqueue(void **state)
 {
-	struct fx *f = fx_new(false, 2, false, "");
+	struct fx *f = fx_new(false, 2, FX_RW, "");
 	uint64_t d = vguest_alloc(&f->g, 512, 8);
 	uint16_t nq;
 	uint32_t len;
@@ -479,6 +526,50 @@ static void test_reset_in_flight(void **state)
 	assert_false(vguest_get_used(&f->r[0], &id, &len));
 }
 
+/* Without FLUSH negotiated the driver assumes write-through: writes go out
+ * with RWF_DSYNC and must still succeed. */
+static void test_write_through(void **state)
+{
+	struct fx *f = *state;
+	uint64_t d = vguest_alloc(&f->g, 4096, 8);
+	uint8_t got[4096];
+
+	virtio_dev_reset(f->dev);
+	assert_int_equal(virtio_dev_set_features(f->dev, virtio_dev_features(f->dev) &
+	                                                     ~VIRTIO_F_BIT(VIRTIO_BLK_F_FLUSH)),
+	                 0);
+	vguest_ring_init(&f->g, &f->r[0], 256);
+	assert_int_equal(virtio_dev_queue_enable(f->dev, 0, 256, f->r[0].desc_gpa,
+	                                         f->r[0].avail_gpa, f->r[0].used_gpa),
+	                 0);
+	pattern(vguest_ptr(&f->g, d), 4096, 77);
+	assert_int_equal(run(f, T_OUT, 40, &(struct vguest_buf){d, 4096, false}, 1), S_OK);
+	assert_int_equal(pread(f->fd, got, 4096, 40 * 512), 4096);
+	assert_memory_equal(got, vguest_ptr(&f->g, d), 4096);
+}
+
+/* The same requests on a block device (a loop device over the temporary
+ * file): capacity from BLKGETSIZE64, discard still frees the file's blocks. */
+static void test_block_device(void **state)
+{
+	struct fx *f = fx_new(false, 1, FX_LOOP, "zonevm-serial-1");
+	uint64_t cap;
+	void *st;
+
+	if (f == NULL)
+		skip();
+	st = f;
+	assert_int_equal(virtio_dev_config_read(f->dev, 0, &cap, 8), 0);
+	assert_int_equal(le64toh(cap), SECTORS);
+	test_read(&st);
+	test_write_odd_framing(&st);
+	test_flush(&st);
+	test_discard_frees_blocks(&st);
+	test_write_zeroes(&st);
+	test_many_in_flight(&st);
+	fx_free(f);
+}
+
 static void test_size_not_multiple(void **state)
 {
 	char path[] = "/tmp/zonevm-blk-XXXXXX";
@@ -512,6 +603,8 @@ int main(void)
 	    cmocka_unit_test(test_host_error),
 	    cmocka_unit_test(test_multiqueue),
 	    T(test_reset_in_flight),
+	    T(test_write_through),
+	    cmocka_unit_test(test_block_device),
 	    cmocka_unit_test(test_size_not_multiple),
 	};
 
