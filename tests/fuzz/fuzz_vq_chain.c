@@ -11,7 +11,10 @@
  *               [avail ring 2*size][guest memory ...]
  * flags: 1 INDIRECT_DESC, 2 EVENT_IDX, 4 "friendly" (fold addresses and the
  * avail index into a range where they are mostly valid, to reach deeper
- * states), bits 3-6 the iovec capacity.
+ * states), bits 3-6 the iovec capacity, bit 7 "device": run the same rings
+ * through the virtio-rng device (virtio.c, rng.c) instead of calling vq.c
+ * directly; then every chain popped must have been completed, no more than
+ * the queue size, and the device must ask for a reset at most once.
  */
 #include <endian.h>
 #include <stdio.h>
@@ -30,7 +33,38 @@ struct fz {
 	uint8_t *a, *b;
 	struct gmem gm;
 	unsigned fails;
+	struct virtio_dev *rng;
 };
+
+static void on_interrupt(void *opaque, unsigned q)
+{
+}
+
+static void on_needs_reset(void *opaque)
+{
+	((struct fz *)opaque)->fails++;
+}
+
+/* Device mode: the rings through virtio-rng, as a transport would. */
+static void run_device(struct fz *z, uint16_t qsize, uint64_t features)
+{
+	struct vq *vq;
+
+	virtio_dev_reset(z->rng);
+	if (virtio_dev_set_features(z->rng, features | VIRTIO_F_BIT(VIRTIO_F_VERSION_1)) != 0 ||
+	    virtio_dev_queue_enable(z->rng, 0, qsize, GPA_A, GPA_A + 0x400, GPA_A + 0x800) != 0)
+		abort();
+	virtio_dev_queue_notify(z->rng, 0);
+	virtio_dev_queue_notify(z->rng, 0);
+	/* The used ring itself is guest memory a writable buffer may alias,
+	 * so judge by the device's own count: everything popped was pushed,
+	 * and never more than the avail index allowed. */
+	vq = &z->rng->vqs[0];
+	if (vq->used_idx > qsize || (!vq_is_broken(vq) && vq->used_idx != vq->last_avail))
+		abort();
+	if (z->fails > 1 || (z->fails == 1) != virtio_dev_is_broken(z->rng))
+		abort();
+}
 
 static void on_fail(void *ctx, unsigned q, const char *msg)
 {
@@ -86,6 +120,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		gmem_init(&z.gm);
 		if (gmem_add(&z.gm, GPA_A, SIZE_A, z.a) || gmem_add(&z.gm, GPA_B, SIZE_B, z.b))
 			abort();
+		struct virtio_env env = {
+		    .interrupt = on_interrupt, .needs_reset = on_needs_reset, .opaque = &z};
+
+		if (vrng_create(&z.gm, &env, &z.rng) != 0)
+			abort();
 	}
 	memset(z.a, 0, SIZE_A);
 	memset(z.b, 0, SIZE_B);
@@ -124,6 +163,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	avail->idx = aidx;
 
+	if (hdr[1] & 0x80) {
+		run_device(&z, qsize, features);
+		return 0;
+	}
 	if (vq_setup(&vq, &z.gm, 0, qsize, GPA_A, GPA_A + 0x400, GPA_A + 0x800, features, on_fail,
 	             &z) != 0)
 		abort();
