@@ -231,7 +231,7 @@ static int blk_read_raw(struct pool *p, const struct pool_bp *bp, uint8_t **out)
 		return pool_err(p, err, "pool \"%s\": read error on %s", p->name, what);
 	}
 	pool_cksum(buf, bp->psize, ck);
-	if (ck[0] != bp->cksum[0] || ck[1] != bp->cksum[1]) {
+	if (!pool_cksum_eq(ck, bp->cksum)) {
 		pool_blk_describe(bp, what, sizeof(what));
 		p->read_errors++;
 		return pool_err(p, -EIO, "pool \"%s\": checksum mismatch on %s", p->name, what);

@@ -58,7 +58,10 @@ int pool_dir_load(struct pool *p)
 		    rec.obj.nlevels < 1 || rec.obj.nlevels > POOL_MAX_LEVELS ||
 		    rec.deadlist.nlevels < 1 || rec.deadlist.nlevels > POOL_MAX_LEVELS ||
 		    rec.obj.blocksize < 4096 || rec.obj.blocksize > 131072 ||
-		    rec.deadlist.blocksize != POOL_META_BLOCKSIZE || rec.deadlist.size % 64)
+		    rec.deadlist.blocksize != POOL_META_BLOCKSIZE || rec.deadlist.size % 64 ||
+		    rec.deadlist.size > p->devsize || (rec.obj.blocksize & (rec.obj.blocksize - 1)) ||
+		    rec.obj.size / rec.obj.blocksize > (1ull << (POOL_BP_PER_IND_SH * 6)) ||
+		    rec.obj.comp >= POOL_COMP_MAX)
 			return pool_err(p, -EBADMSG, "pool \"%s\": dataset record %zu is corrupt",
 					p->name, i + 1);
 		struct pool_ds *ds = calloc(1, sizeof(*ds));

@@ -56,7 +56,7 @@ static int label_check(const struct pool_label *lab)
 	if (lab->magic != POOL_LABEL_MAGIC)
 		return -EBADMSG;
 	pool_cksum(lab, offsetof(struct pool_label, cksum), ck);
-	if (ck[0] != lab->cksum[0] || ck[1] != lab->cksum[1])
+	if (!pool_cksum_eq(ck, lab->cksum))
 		return -EBADMSG;
 	if (lab->version != POOL_VERSION)
 		return -ENOTSUP;
@@ -101,9 +101,9 @@ static int ub_check(const struct pool *p, const struct pool_ub *ub)
 	if (ub->magic != POOL_UB_MAGIC || ub->version != POOL_VERSION || ub->guid != p->guid)
 		return -EBADMSG;
 	pool_cksum(ub, offsetof(struct pool_ub, cksum), ck);
-	if (ck[0] != ub->cksum[0] || ck[1] != ub->cksum[1])
+	if (!pool_cksum_eq(ck, ub->cksum))
 		return -EBADMSG;
-	if (ub->dir.nlevels < 1 || ub->dir.nlevels > POOL_MAX_LEVELS ||
+	if (ub->dir.nlevels < 1 || ub->dir.nlevels > POOL_MAX_LEVELS || ub->dir.size > p->devsize ||
 	    ub->dir.blocksize != POOL_META_BLOCKSIZE || ub->dir.size % sizeof(struct pool_dsrec))
 		return -EBADMSG;
 	return 0;

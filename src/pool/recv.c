@@ -154,7 +154,7 @@ static int recv_records(struct pool *p, int fd, struct pool_ds *t, const struct 
 		if (h.type == POOL_REC_END) {
 			struct pool_rec_end e;
 			memcpy(&e, pay, sizeof(e));
-			if (e.nrecords != nrec || e.cksum[0] != run[0] || e.cksum[1] != run[1])
+			if (e.nrecords != nrec || !pool_cksum_eq(e.cksum, run))
 				return -EBADMSG;
 			return 0;
 		}

@@ -210,8 +210,10 @@ int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uin
 			if (!err)
 				memcpy(out, tmp + boff, n);
 		}
-		if (err)
+		if (err) {
+			p->err_offset = blkid * bs;
 			break;
+		}
 		out += n;
 		off += n;
 		len -= n;

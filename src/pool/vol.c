@@ -201,7 +201,8 @@ int vol_read(struct vol *v, void *buf, size_t len, uint64_t off)
 		char n[300], cause[POOL_ERRMSG_MAX];
 		pool_ds_fullname(p, ds, n, sizeof(n));
 		snprintf(cause, sizeof(cause), "%s", p->errmsg);
-		pool_err(p, err, "%s: read at offset %llu: %s", n, (unsigned long long)off, cause);
+		pool_err(p, err, "%s: read at offset %llu: %s", n,
+			 (unsigned long long)p->err_offset, cause);
 	}
 	return err;
 }
