@@ -497,6 +497,14 @@ static void vm_teardown(struct vm *vm)
 	for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
 		if (vm->vcpus[i].thread_started)
 			pthread_join(vm->vcpus[i].thread, NULL);
+	if (getenv("ZONEVM_STATS")) /* until `zonevm stat` exists */
+		for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
+			vm_log("stats: vCPU %u: %llu port exits, %llu MMIO exits; unclaimed: "
+			       "%llu port, %llu MMIO accesses",
+			       i, (unsigned long long)vm->vcpus[i].exits_io,
+			       (unsigned long long)vm->vcpus[i].exits_mmio,
+			       (unsigned long long)vm->pio.unhandled,
+			       (unsigned long long)vm->mmio.unhandled);
 	for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
