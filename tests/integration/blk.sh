@@ -90,6 +90,29 @@ check "the guest reads entropy from /dev/hwrng (virtio-rng)" $? "$log"
 [ "$(val "$log" irqs)" = 2 ]
 check "vda has one request queue, with its own MSI-X vector, per vCPU (2)" $? "$log"
 
+# ---- reset and re-probe: unbind/bind, then PCI remove and rescan ----------------
+R=$WORK/reset.img
+dd if=/dev/urandom of="$R" bs=1M count=8 2>/dev/null
+host_r=$(sha <"$R")
+log=$WORK/reset.log
+boot "$log" '
+d=/sys/bus/pci/devices/0000:00:01.0
+echo 0000:00:01.0 >/sys/bus/pci/drivers/virtio-pci/unbind
+[ -e /dev/vda ] || echo unbound=yes
+echo 0000:00:01.0 >/sys/bus/pci/drivers/virtio-pci/bind
+sleep 1
+echo rebind=$(dd if=/dev/vda bs=1M 2>/dev/null | sha256sum | cut -c1-64)
+echo 1 >$d/remove
+sleep 1
+[ -e /dev/vda ] || echo removed=yes
+echo 1 >/sys/bus/pci/rescan
+sleep 1
+echo rescan=$(dd if=/dev/vda bs=1M 2>/dev/null | sha256sum | cut -c1-64)
+' --cpus 2 --disk "$R"
+[ "$rc" -eq 0 ] && [ "$(val "$log" unbound)" = yes ] && [ "$(val "$log" rebind)" = "$host_r" ] &&
+	[ "$(val "$log" removed)" = yes ] && [ "$(val "$log" rescan)" = "$host_r" ]
+check "driver unbind/bind (device reset) and PCI remove/rescan (BAR sized, reassigned): data reads back" $? "$log"
+
 # ---- discard ---------------------------------------------------------------
 D=$WORK/discard.img
 dd if=/dev/urandom of="$D" bs=1M count=32 2>/dev/null
