@@ -19,7 +19,7 @@
 
 static char fz_path[128];
 
-static void fz_path_init(const char *tag)
+static inline void fz_path_init(const char *tag)
 {
 	const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
@@ -27,7 +27,7 @@ static void fz_path_init(const char *tag)
 }
 
 /* Write IMG (LEN bytes, the rest zero) as the pool file. */
-static void fz_write_image(const uint8_t *img, size_t len)
+static inline void fz_write_image(const uint8_t *img, size_t len)
 {
 	int fd = open(fz_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
@@ -45,7 +45,7 @@ static void fz_write_image(const uint8_t *img, size_t len)
 }
 
 /* Read the whole pool file (FZ_POOL_SIZE bytes, malloc'd). */
-static uint8_t *fz_read_image(void)
+static inline uint8_t *fz_read_image(void)
 {
 	uint8_t *img = malloc(FZ_POOL_SIZE);
 	int fd = open(fz_path, O_RDONLY);
@@ -56,7 +56,7 @@ static uint8_t *fz_read_image(void)
 	return img;
 }
 
-static int fz_visit(void *arg, const struct vol_info *vi)
+static inline int fz_visit(void *arg, const struct vol_info *vi)
 {
 	struct pool *p = arg;
 	struct vol *v;
@@ -71,7 +71,7 @@ static int fz_visit(void *arg, const struct vol_info *vi)
 }
 
 /* Everything a reader does to an open pool. */
-static void fz_exercise(struct pool *p)
+static inline void fz_exercise(struct pool *p)
 {
 	struct pool_scrub_result r;
 	struct pool_status st;
