@@ -9,6 +9,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -232,6 +233,8 @@ struct vm_watch {
 
 /* Poll fd for readability from now on; 0 or -errno. */
 int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *ctx), void *ctx);
+/* Run the event loop until the VM must stop; returns its enum vmm_exit. */
+int vm_loop(struct vm *vm, sigset_t *sigs);
 
 /* Record why the VM ends (first caller wins) and wake the event loop. */
 void vm_request_exit(struct vm *vm, int status);
