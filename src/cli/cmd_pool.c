@@ -230,7 +230,8 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 	if (fl.j) {
 		printf("{\"name\": \"%s\", \"path\": \"%s\", \"health\": \"%s\", \"guid\": %llu, "
 		       "\"txg\": %llu, \"size\": %llu, \"allocated\": %llu, \"deferred\": %llu, "
-		       "\"volumes\": %llu, \"snapshots\": %llu, \"errors\": %llu, \"arc\": {"
+		       "\"volumes\": %llu, \"snapshots\": %llu, \"errors\": %llu, "
+		       "\"log_flushes\": %llu, \"arc\": {"
 		       "\"hits\": %llu, \"misses\": %llu, \"size\": %llu, \"cap\": %llu, "
 		       "\"mru_size\": %llu, \"mfu_size\": %llu, \"ghost_hits_mru\": %llu, "
 		       "\"ghost_hits_mfu\": %llu}}\n",
@@ -239,7 +240,7 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 		       (unsigned long long)st.size, (unsigned long long)st.allocated,
 		       (unsigned long long)st.deferred, (unsigned long long)st.volumes,
 		       (unsigned long long)st.snapshots, (unsigned long long)st.read_errors,
-		       (unsigned long long)st.arc.hits, (unsigned long long)st.arc.misses,
+		       (unsigned long long)st.log_flushes, (unsigned long long)st.arc.hits, (unsigned long long)st.arc.misses,
 		       (unsigned long long)st.arc.size, (unsigned long long)st.arc.cap,
 		       (unsigned long long)st.arc.mru_size, (unsigned long long)st.arc.mfu_size,
 		       (unsigned long long)st.arc.ghost_hits_mru,

@@ -157,7 +157,8 @@ _Static_assert(sizeof(struct pool_label) == 256, "label header is 256 bytes");
  *  32   8   time       unix seconds of the commit
  *  40  96   dir        descriptor of the dataset directory object
  * 136   8   next_id    next dataset id to hand out
- * 144  96   reserved   0
+ * 144   8   zil_addr   first sector of the intent log slot of txg+1, 0 = none
+ * 152  88   reserved   0
  * 240  16   cksum      xxh128 of bytes 0..239
  */
 struct pool_ub {
@@ -169,7 +170,8 @@ struct pool_ub {
 	uint64_t time;
 	struct pool_objdesc dir;
 	uint64_t next_id;
-	uint8_t reserved[96];
+	uint64_t zil_addr;
+	uint8_t reserved[88];
 	uint64_t cksum[2];
 };
 _Static_assert(sizeof(struct pool_ub) == 256, "uberblock is 256 bytes");
@@ -238,5 +240,51 @@ struct pool_dsrec {
 	char name[128];
 };
 _Static_assert(sizeof(struct pool_dsrec) == 512, "dataset record is 512 bytes");
+
+/*
+ * Intent log block: a 256 KiB slot, of which the header and `used` bytes of
+ * records are written (rounded up to a sector).  Blocks form a chain from
+ * uberblock.zil_addr; each names the slot of the next, allocated before it
+ * was written.  A block is valid only with the magic, the pool guid, the
+ * txg of the uberblock that started the chain, the expected sequence
+ * number and its own xxh128, so a stale or torn block ends the chain.
+ *
+ *  off size field
+ *   0   8   magic     POOL_ZIL_MAGIC
+ *   8   8   guid      pool guid
+ *  16   8   txg       the committed txg this log follows
+ *  24   8   seq       0, 1, 2 ... along the chain
+ *  32   8   next      first sector of the next block's slot
+ *  40   4   used      bytes of records after the header
+ *  44   4   pad       0
+ *  48  16   cksum     xxh128 of header (cksum zeroed) and the records
+ *
+ * A record: ds_id u64, blkid u64, len u32 (0 = the block is a hole),
+ * pad u32, then len bytes (the whole block).
+ */
+#define POOL_ZIL_MAGIC     0x31304c495a4d565aull /* "ZVMZIL01" */
+#define POOL_ZIL_SLOT      (256u << 10)
+#define POOL_ZIL_SLOT_SECS (POOL_ZIL_SLOT / POOL_SECTOR)
+
+struct pool_zil_hdr {
+	uint64_t magic;
+	uint64_t guid;
+	uint64_t txg;
+	uint64_t seq;
+	uint64_t next;
+	uint32_t used;
+	uint32_t pad;
+	uint64_t cksum[2];
+};
+_Static_assert(sizeof(struct pool_zil_hdr) == 64, "intent log header is 64 bytes");
+
+struct pool_zil_rec {
+	uint64_t ds_id;
+	uint64_t blkid;
+	uint32_t len;
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct pool_zil_rec) == 24, "intent log record header is 24 bytes");
+
 
 #endif

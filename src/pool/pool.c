@@ -158,6 +158,7 @@ static struct pool *pool_alloc_struct(void)
 static void pool_free(struct pool *p)
 {
 	pool_dir_free(p);
+	pool_zil_fini(p);
 	pool_alloc_fini(p);
 	pool_blk_fini(p);
 	pool_arc_destroy(p);
@@ -358,6 +359,10 @@ int pool_open(const char *path, int flags, struct pool **out, char *err, size_t 
 	p->txg = ubs[0].txg; /* newer but broken uberblocks stay older than our next */
 	p->next_id = ubs[i].next_id;
 	e = pool_alloc_rebuild(p, &ubs[i], n - i < 3 ? n - i : 3);
+	if (!e) {
+		pool_zil_mark(p, &p->ub);
+		e = pool_zil_replay(p); /* flushed writes of the txg that never committed */
+	}
 	if (e) {
 		snprintf(err, errlen, "%s", p->errmsg);
 		goto fail;
@@ -446,6 +451,8 @@ int pool_get_status(struct pool *p, struct pool_status *st)
 	st->deferred = pool_alloc_deferred(p);
 	st->read_errors = p->read_errors;
 	st->created = p->created;
+	st->log_flushes = p->zil_flushes;
+	st->log_blocks = p->zil_blocks;
 	for (size_t i = 0; i < p->nds; i++) {
 		if (!p->ds[i] || (p->ds[i]->r.flags & POOL_DSF_RECV))
 			continue;

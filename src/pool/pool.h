@@ -94,6 +94,7 @@ struct pool_status {
 	uint64_t volumes, snapshots;
 	uint64_t read_errors; /* checksum or I/O errors met since open */
 	uint64_t created;
+	uint64_t log_flushes, log_blocks; /* intent log, since open */
 	struct pool_arc_stats arc;
 };
 int pool_get_status(struct pool *p, struct pool_status *st);
@@ -120,6 +121,11 @@ uint32_t vol_blocksize(const struct vol *v);
 int vol_read(struct vol *v, void *buf, size_t len, uint64_t off);
 /* Write; all-zero blocks become holes.  Durable after pool_sync(). */
 int vol_write(struct vol *v, const void *buf, size_t len, uint64_t off);
+/*
+ * Make every write so far durable (the guest's FLUSH): through the intent
+ * log, one write and one fdatasync, without committing a txg.
+ */
+int vol_flush(struct vol *v);
 /* Make the range [off, off+len) a hole (whole blocks; partial ones zeroed). */
 int vol_punch(struct vol *v, uint64_t off, uint64_t len);
 

@@ -32,6 +32,7 @@
 struct pool_dbuf {
 	uint64_t blkid;
 	uint8_t *data;
+	int logged; /* already in the intent log */
 	struct pool_dbuf *next;
 };
 
@@ -97,6 +98,13 @@ struct pool {
 
 	long write_limit; /* test hook: writes left before the "crash"; -1 = off */
 	int write_torn;
+
+	/* intent log (zil.c) */
+	uint64_t zil_next; /* slot the next log block goes to; 0 = no log */
+	uint64_t zil_seq;
+	uint64_t *zil_used; /* slots written (or replayed) since the last commit */
+	size_t zil_nused, zil_cap;
+	uint64_t zil_flushes, zil_blocks;
 
 	void (*progress)(void *arg, uint64_t bytes); /* send/recv progress */
 	void *progress_arg;
@@ -234,6 +242,15 @@ int pool_ds_kill(struct pool *p, struct pool_ds *ds, const struct pool_bp *bp);
 /* The dataset whose prev_snap is SNAP among SNAP's lineage (NULL if none). */
 struct pool_ds *pool_ds_next(struct pool *p, const struct pool_ds *snap);
 struct pool_ds *pool_ds_head(struct pool *p, const struct pool_ds *ds);
+
+/* zil.c */
+/* Commit: a slot for the next txg's log, and the obsolete log freed. */
+uint64_t pool_zil_new_slot(struct pool *p);
+void pool_zil_committed(struct pool *p, uint64_t new_slot);
+/* Open: mark the valid chain of UB allocated; then replay it. */
+void pool_zil_mark(struct pool *p, const struct pool_ub *ub);
+int pool_zil_replay(struct pool *p);
+void pool_zil_fini(struct pool *p);
 
 /* txg.c */
 int pool_txg_commit(struct pool *p);

@@ -252,6 +252,7 @@ int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t l
 				return err;
 		}
 		memcpy(b->data + boff, in, n);
+		b->logged = 0;
 		in += n;
 		off += n;
 		len -= n;
@@ -273,6 +274,7 @@ int pool_obj_punch_blocks(struct pool *p, struct pool_obj *o, uint64_t first, ui
 			b->data = NULL;
 			p->dirty_bytes -= o->d.blocksize;
 		}
+		b->logged = 0;
 	}
 	return 0;
 }

@@ -11,7 +11,8 @@
  *   3. fdatasync                        -- the new tree is durable
  *   4. write uberblock txg N into slot N % 32 of label 0, then of label 1
  *   5. fdatasync                        -- txg N is committed
- *   6. frees deferred in txg N-2 become allocatable
+ *   6. the intent log written since N-1 is obsolete (its slots are freed);
+ *      frees deferred in txg N-2 become allocatable
  *
  * A crash before 4 completes leaves uberblock N-1 the newest that verifies,
  * and its tree untouched (step 2 writes only free sectors); a torn
@@ -63,6 +64,7 @@ int pool_txg_commit(struct pool *p)
 	ub.time = pool_now();
 	ub.dir = p->dir.d;
 	ub.next_id = p->next_id;
+	ub.zil_addr = pool_zil_new_slot(p); /* 0 when full: flushes then commit */
 	pool_cksum(&ub, offsetof(struct pool_ub, cksum), ub.cksum);
 	err = pool_ub_write(p, &ub);
 	if (!err)
@@ -72,7 +74,8 @@ int pool_txg_commit(struct pool *p)
 	p->txg = ub.txg;
 	p->ub = ub;
 	p->txg_blocks = 0;
-	pool_alloc_txg_done(p, p->txg);
+	pool_alloc_txg_done(p, p->txg); /* before new frees land in the same slot */
+	pool_zil_committed(p, ub.zil_addr);
 	return 0;
 poison:
 	p->poisoned = err;

@@ -329,11 +329,87 @@ static void test_corruption(void **state)
 	free(b);
 }
 
+/* The intent log: flushed writes survive a crash without a commit. */
+static void test_intent_log(void **state)
+{
+	struct tpool t;
+	struct pool *p = tp_create(&t, 64 << 20);
+	struct pool_status st0, st1;
+	struct vol *v;
+	(void)state;
+
+	TP_OK(p, vol_create(p, "v", VSIZE, 4096, POOL_COMPRESS_LZ4));
+	tp_write(p, "v", 0, VSIZE, 1);
+	TP_OK(p, pool_sync(p));
+	pool_get_status(p, &st0);
+	tp_write(p, "v", 0, 65536, 2);
+	TP_OK(p, vol_open(p, "v", &v));
+	TP_OK(p, vol_flush(v));
+	tp_write(p, "v", 1 << 20, 600 << 10, 3); /* a chain of several log blocks */
+	uint8_t z[8192] = {0};
+	TP_OK(p, vol_write(v, z, sizeof(z), 65536)); /* holes are logged too */
+	TP_OK(p, vol_flush(v));
+	TP_OK(p, vol_flush(v)); /* nothing new: no write */
+	pool_get_status(p, &st1);
+	assert_int_equal(st1.txg, st0.txg); /* no commit */
+	assert_int_equal(st1.log_flushes, 3);
+	assert_true(st1.log_blocks >= 3);
+	tp_write(p, "v", VSIZE - 4096, 4096, 4); /* never flushed */
+	vol_close(v);
+	pool_abandon(p); /* the crash */
+	t.p = NULL;
+	p = tp_open(&t);
+	assert_true(tp_check(p, "v", 0, 65536, 2));
+	assert_true(tp_check(p, "v", 1 << 20, 600 << 10, 3));
+	uint8_t b[8192];
+	TP_OK(p, vol_open(p, "v", &v));
+	TP_OK(p, vol_read(v, b, sizeof(b), 65536));
+	assert_memory_equal(b, z, sizeof(b));
+	uint8_t *m = malloc(VSIZE);
+	tp_fill(m, VSIZE, 1);
+	TP_OK(p, vol_read(v, b, 4096, VSIZE - 4096));
+	assert_memory_equal(b, m + VSIZE - 4096, 4096); /* the unflushed write is gone */
+	free(m);
+	vol_close(v);
+	struct pool_scrub_result sr;
+	TP_OK(p, pool_scrub(p, NULL, NULL, &sr));
+	check_accounting(p);
+	/* the replay was committed: a second crash loses nothing */
+	pool_abandon(p);
+	t.p = NULL;
+	p = tp_open(&t);
+	assert_true(tp_check(p, "v", 1 << 20, 600 << 10, 3));
+
+	/* a flush cut at every write point: what returned success is there */
+	for (long n = 0; n < 6; n++) {
+		for (int torn = 0; torn < 2; torn++) {
+			uint64_t seed = 100 + (uint64_t)(n * 2 + torn);
+			tp_write(p, "v", VSIZE - 4096, 4096, seed); /* a commit gives a log slot */
+			TP_OK(p, pool_sync(p));
+			tp_write(p, "v", 0, 300 << 10, seed);
+			TP_OK(p, vol_open(p, "v", &v));
+			pool_test_write_limit(p, n, torn);
+			int r = vol_flush(v);
+			vol_close(v);
+			pool_abandon(p);
+			t.p = NULL;
+			p = tp_open(&t);
+			if (r == 0)
+				assert_true(tp_check(p, "v", 0, 300 << 10, seed));
+			assert_true(tp_check(p, "v", VSIZE - 4096, 4096, seed));
+			TP_OK(p, pool_scrub(p, NULL, NULL, &sr));
+			check_accounting(p);
+		}
+	}
+	tp_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_every_write),
 		cmocka_unit_test(test_corruption),
+		cmocka_unit_test(test_intent_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
