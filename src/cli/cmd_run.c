@@ -27,28 +27,28 @@
 static void run_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: zonevm run --kernel PATH [--initrd PATH] [--cmdline STR]\n"
-		"                  [--cpus N] [--mem SIZE] [--on-reboot exit|restart]\n"
-		"                  [--disk PATH[,ro][,serial=ID]]... [--rng|--no-rng]\n"
-		"\n"
-		"Boot a Linux bzImage (boot protocol 2.12+, 64-bit entry) under KVM.\n"
-		"  --kernel PATH      the kernel (bzImage)\n"
-		"  --initrd PATH      an initial ramdisk\n"
-		"  --cmdline STR      kernel command line (default \"%s\")\n"
-		"  --cpus N           vCPUs, 1 to what KVM allows (default 1)\n"
-		"  --mem SIZE         guest memory with K/M/G suffix (default 256M); locked\n"
-		"  --on-reboot ACT    exit (default: exit status 3) or restart the guest\n"
-		"  --disk SPEC        a virtio-blk disk (repeatable; /dev/vda, vdb, ... in\n"
-		"                     order): PATH is a raw image file or a block device\n"
-		"                     whose size is a multiple of 512; ro makes it\n"
-		"                     read-only; serial=ID sets its id (up to 20 bytes)\n"
-		"  --rng, --no-rng    a virtio-rng entropy device (default: on)\n"
-		"\n"
-		"The guest's serial console (COM1) is on stdin/stdout; when stdin is a\n"
-		"terminal it is put in raw mode and Ctrl-] then q stops the VM.\n"
-		"Exit status: 0 guest powered off, 1 error, 2 usage, 3 guest rebooted,\n"
-		"4 guest crashed (triple fault), 5 stopped by a signal or the escape.\n",
-		RUN_DEFAULT_CMDLINE);
+	        "usage: zonevm run --kernel PATH [--initrd PATH] [--cmdline STR]\n"
+	        "                  [--cpus N] [--mem SIZE] [--on-reboot exit|restart]\n"
+	        "                  [--disk PATH[,ro][,serial=ID]]... [--rng|--no-rng]\n"
+	        "\n"
+	        "Boot a Linux bzImage (boot protocol 2.12+, 64-bit entry) under KVM.\n"
+	        "  --kernel PATH      the kernel (bzImage)\n"
+	        "  --initrd PATH      an initial ramdisk\n"
+	        "  --cmdline STR      kernel command line (default \"%s\")\n"
+	        "  --cpus N           vCPUs, 1 to what KVM allows (default 1)\n"
+	        "  --mem SIZE         guest memory with K/M/G suffix (default 256M); locked\n"
+	        "  --on-reboot ACT    exit (default: exit status 3) or restart the guest\n"
+	        "  --disk SPEC        a virtio-blk disk (repeatable; /dev/vda, vdb, ... in\n"
+	        "                     order): PATH is a raw image file or a block device\n"
+	        "                     whose size is a multiple of 512; ro makes it\n"
+	        "                     read-only; serial=ID sets its id (up to 20 bytes)\n"
+	        "  --rng, --no-rng    a virtio-rng entropy device (default: on)\n"
+	        "\n"
+	        "The guest's serial console (COM1) is on stdin/stdout; when stdin is a\n"
+	        "terminal it is put in raw mode and Ctrl-] then q stops the VM.\n"
+	        "Exit status: 0 guest powered off, 1 error, 2 usage, 3 guest rebooted,\n"
+	        "4 guest crashed (triple fault), 5 stopped by a signal or the escape.\n",
+	        RUN_DEFAULT_CMDLINE);
 }
 
 static int open_input(const char *what, const char *path)
@@ -85,13 +85,13 @@ static int parse_disk(char *spec, struct vmm_disk *d)
 		} else if (!strncmp(opt, "serial=", 7)) {
 			if (strlen(opt + 7) > VMM_DISK_SERIAL_MAX) {
 				cli_err("--disk %s: serial \"%s\" is longer than %d bytes", d->name,
-					opt + 7, VMM_DISK_SERIAL_MAX);
+				        opt + 7, VMM_DISK_SERIAL_MAX);
 				return -EINVAL;
 			}
 			snprintf(d->serial, sizeof(d->serial), "%s", opt + 7);
 		} else {
 			cli_err("--disk %s: unknown option \"%s\" (want ro or serial=ID)", d->name,
-				opt);
+			        opt);
 			return -EINVAL;
 		}
 	}
@@ -107,7 +107,7 @@ static int open_disk(struct vmm_disk *d)
 	d->fd = open(d->name, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (d->fd < 0) {
 		cli_err("cannot open disk \"%s\"%s: %s", d->name, d->read_only ? " read-only" : "",
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	if (fstat(d->fd, &st) < 0) {
@@ -119,7 +119,7 @@ static int open_disk(struct vmm_disk *d)
 	} else if (S_ISBLK(st.st_mode)) {
 		if (ioctl(d->fd, BLKGETSIZE64, &size) < 0) {
 			cli_err("disk \"%s\": cannot read the block device's size: %s", d->name,
-				strerror(errno));
+			        strerror(errno));
 			return -1;
 		}
 	} else {
@@ -128,7 +128,7 @@ static int open_disk(struct vmm_disk *d)
 	}
 	if (size % 512) {
 		cli_err("disk \"%s\": its size, %llu bytes, is not a multiple of 512", d->name,
-			(unsigned long long)size);
+		        (unsigned long long)size);
 		return -1;
 	}
 	return 0;
@@ -152,20 +152,31 @@ static int parse_cpus(const char *s, unsigned *out)
 int cmd_run_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
-		{"cmdline", required_argument, NULL, 'c'}, {"cpus", required_argument, NULL, 'n'},
-		{"mem", required_argument, NULL, 'm'},    {"on-reboot", required_argument, NULL, 'r'},
-		{"disk", required_argument, NULL, 'd'},   {"rng", no_argument, NULL, 'R'},
-		{"no-rng", no_argument, NULL, 'N'},        {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"kernel", required_argument, NULL, 'k'},
+	    {"initrd", required_argument, NULL, 'i'},
+	    {"cmdline", required_argument, NULL, 'c'},
+	    {"cpus", required_argument, NULL, 'n'},
+	    {"mem", required_argument, NULL, 'm'},
+	    {"on-reboot", required_argument, NULL, 'r'},
+	    {"disk", required_argument, NULL, 'd'},
+	    {"rng", no_argument, NULL, 'R'},
+	    {"no-rng", no_argument, NULL, 'N'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct vmm_disk disks[RUN_MAX_DISKS];
 	unsigned ndisks = 0;
 	const char *kernel = NULL, *initrd = NULL;
 	struct vmm_config cfg = {
-		.kernel_fd = -1, .initrd_fd = -1, .cmdline = RUN_DEFAULT_CMDLINE, .ncpus = 1,
-		.mem_size = RUN_DEFAULT_MEM, .console_in = STDIN_FILENO,
-		.console_out = STDOUT_FILENO, .disks = disks, .rng = true,
+	    .kernel_fd = -1,
+	    .initrd_fd = -1,
+	    .cmdline = RUN_DEFAULT_CMDLINE,
+	    .ncpus = 1,
+	    .mem_size = RUN_DEFAULT_MEM,
+	    .console_in = STDIN_FILENO,
+	    .console_out = STDOUT_FILENO,
+	    .disks = disks,
+	    .rng = true,
 	};
 	struct vmm_limits lim;
 	int c, ret, status = CLI_EXIT_USAGE;
@@ -237,8 +248,8 @@ int cmd_run_main(int argc, char **argv)
 	}
 	if (cfg.mem_size < (2ULL << 20) || cfg.mem_size % 4096) {
 		cli_err("--mem: %llu bytes is not a usable guest memory size "
-			"(at least 2M, a multiple of 4K)",
-			(unsigned long long)cfg.mem_size);
+		        "(at least 2M, a multiple of 4K)",
+		        (unsigned long long)cfg.mem_size);
 		return CLI_EXIT_USAGE;
 	}
 	if ((ret = vmm_query_limits(&lim)) < 0) {
@@ -246,8 +257,9 @@ int cmd_run_main(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	if (cfg.ncpus < 1 || cfg.ncpus > lim.max_vcpus) {
-		cli_err("--cpus: %u vCPUs asked; this host's KVM allows 1 to %u (KVM_CAP_MAX_VCPUS)",
-			cfg.ncpus, lim.max_vcpus);
+		cli_err(
+		    "--cpus: %u vCPUs asked; this host's KVM allows 1 to %u (KVM_CAP_MAX_VCPUS)",
+		    cfg.ncpus, lim.max_vcpus);
 		return CLI_EXIT_USAGE;
 	}
 

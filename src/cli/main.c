@@ -13,10 +13,12 @@
 static int cmd_help_main(int argc, char **argv);
 
 static const struct cli_command commands[] = {
-	{.name = "run", .summary = "run a virtual machine (the VMM)", .main = cmd_run_main},
-	{.name = "pool", .summary = "create, import, list, scrub storage pools", .main = cmd_pool_main},
-	{.name = "vol", .summary = "volumes, snapshots, clones, send/recv in a pool", .main = cmd_vol_main},
-	{.name = "help", .summary = "list the subcommands", .main = cmd_help_main},
+    {.name = "run", .summary = "run a virtual machine (the VMM)", .main = cmd_run_main},
+    {.name = "pool", .summary = "create, import, list, scrub storage pools", .main = cmd_pool_main},
+    {.name = "vol",
+     .summary = "volumes, snapshots, clones, send/recv in a pool",
+     .main = cmd_vol_main},
+    {.name = "help", .summary = "list the subcommands", .main = cmd_help_main},
 };
 
 static void usage(FILE *f)

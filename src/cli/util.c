@@ -44,11 +44,28 @@ int cli_parse_size(const char *s, uint64_t *out)
 	if (!digits)
 		return -EINVAL;
 	switch (*p) {
-	case 'k': case 'K': mult = 1ULL << 10; p++; break;
-	case 'm': case 'M': mult = 1ULL << 20; p++; break;
-	case 'g': case 'G': mult = 1ULL << 30; p++; break;
-	case 't': case 'T': mult = 1ULL << 40; p++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		mult = 1ULL << 10;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ULL << 20;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ULL << 30;
+		p++;
+		break;
+	case 't':
+	case 'T':
+		mult = 1ULL << 40;
+		p++;
+		break;
+	default:
+		break;
 	}
 	if (mult > 1 && (!strcasecmp(p, "ib") || !strcasecmp(p, "b")))
 		p += strlen(p);

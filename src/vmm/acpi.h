@@ -12,22 +12,22 @@
 #include <stdint.h>
 
 struct acpi_config {
-	unsigned ncpus;          /* local APICs, ids 0..ncpus-1 (x2APIC entries for ids >= 255) */
-	uint64_t lapic_addr;     /* 0xFEE00000 */
-	uint64_t ioapic_addr;    /* 0xFEC00000 */
+	unsigned ncpus;       /* local APICs, ids 0..ncpus-1 (x2APIC entries for ids >= 255) */
+	uint64_t lapic_addr;  /* 0xFEE00000 */
+	uint64_t ioapic_addr; /* 0xFEC00000 */
 	uint8_t ioapic_id;
 	uint32_t ioapic_gsi_base;
-	uint64_t ecam_base;      /* PCI ECAM window, one MiB per bus */
+	uint64_t ecam_base; /* PCI ECAM window, one MiB per bus */
 	uint8_t pci_bus_start;
 	uint8_t pci_bus_end;
 	uint64_t pci_mmio32_base; /* 32-bit PCI memory window for BARs */
 	uint64_t pci_mmio32_size;
 	uint64_t pci_mmio64_base; /* 64-bit PCI memory window (0 size: none) */
 	uint64_t pci_mmio64_size;
-	uint16_t pm_port;        /* I/O port: sleep control (S5) / status / reset register */
-	uint8_t reset_value;     /* value written to pm_port to reset */
-	uint16_t com1_port;      /* 0x3F8 */
-	uint8_t com1_irq;        /* 4 */
+	uint16_t pm_port;    /* I/O port: sleep control (S5) / status / reset register */
+	uint8_t reset_value; /* value written to pm_port to reset */
+	uint16_t com1_port;  /* 0x3F8 */
+	uint8_t com1_irq;    /* 4 */
 };
 
 /*

@@ -46,7 +46,7 @@ static void put64(uint8_t *p, uint64_t v)
 }
 
 int boot_parse(const uint8_t *head, size_t head_len, uint64_t file_size, struct boot_image *img,
-	       char *err, size_t errlen)
+               char *err, size_t errlen)
 {
 	memset(img, 0, sizeof(*img));
 	if (head_len < sizeof(img->setup) || get16(head + HDR_BOOT_FLAG) != 0xaa55 ||
@@ -56,8 +56,9 @@ int boot_parse(const uint8_t *head, size_t head_len, uint64_t file_size, struct 
 	}
 	img->version = get16(head + HDR_VERSION);
 	if (img->version < BOOT_PROTOCOL_MIN) {
-		snprintf(err, errlen, "boot protocol %u.%02u is too old (zonevm needs 2.12 or later)",
-			 img->version >> 8, img->version & 0xff);
+		snprintf(err, errlen,
+		         "boot protocol %u.%02u is too old (zonevm needs 2.12 or later)",
+		         img->version >> 8, img->version & 0xff);
 		return -EPROTO;
 	}
 	img->xloadflags = get16(head + HDR_XLOADFLAGS);
@@ -76,7 +77,7 @@ int boot_parse(const uint8_t *head, size_t head_len, uint64_t file_size, struct 
 	img->pm_offset = (uint64_t)(img->setup_sects + 1) * 512;
 	if (img->pm_offset >= file_size) {
 		snprintf(err, errlen, "bzImage is truncated (setup is %llu bytes, file %llu)",
-			 (unsigned long long)img->pm_offset, (unsigned long long)file_size);
+		         (unsigned long long)img->pm_offset, (unsigned long long)file_size);
 		return -ENOEXEC;
 	}
 	img->pm_size = file_size - img->pm_offset;
@@ -91,7 +92,7 @@ int boot_parse(const uint8_t *head, size_t head_len, uint64_t file_size, struct 
 }
 
 int boot_place(const struct boot_image *img, const struct vm_mem *mem, uint64_t initrd_size,
-	       struct boot_layout *out, char *err, size_t errlen)
+               struct boot_layout *out, char *err, size_t errlen)
 {
 	uint64_t need = img->init_size > img->pm_size ? img->init_size : img->pm_size;
 	uint64_t top;
@@ -101,8 +102,8 @@ int boot_place(const struct boot_image *img, const struct vm_mem *mem, uint64_t 
 	out->kernel_end = (LAYOUT_KERNEL + need + 0xfff) & ~0xfffULL;
 	if (out->kernel_end > mem->low_size) {
 		snprintf(err, errlen,
-			 "guest memory (%s) is too small for the kernel, which needs %s from 1 MiB",
-			 vm_fmt_size(mem->size, a, sizeof(a)), vm_fmt_size(need, b, sizeof(b)));
+		         "guest memory (%s) is too small for the kernel, which needs %s from 1 MiB",
+		         vm_fmt_size(mem->size, a, sizeof(a)), vm_fmt_size(need, b, sizeof(b)));
 		return -ENOMEM;
 	}
 	if (!initrd_size)
@@ -111,11 +112,13 @@ int boot_place(const struct boot_image *img, const struct vm_mem *mem, uint64_t 
 	if (img->initrd_addr_max && top > (uint64_t)img->initrd_addr_max + 1)
 		top = (uint64_t)img->initrd_addr_max + 1;
 	if (initrd_size > top || ((top - initrd_size) & ~0xfffULL) < out->kernel_end) {
-		snprintf(err, errlen,
-			 "initrd (%s) does not fit in guest memory: %s is free between the kernel and %s",
-			 vm_fmt_size(initrd_size, a, sizeof(a)),
-			 vm_fmt_size(top > out->kernel_end ? top - out->kernel_end : 0, b, sizeof(b)),
-			 top == mem->low_size ? "the end of low memory" : "initrd_addr_max");
+		snprintf(
+		    err, errlen,
+		    "initrd (%s) does not fit in guest memory: %s is free between the kernel and "
+		    "%s",
+		    vm_fmt_size(initrd_size, a, sizeof(a)),
+		    vm_fmt_size(top > out->kernel_end ? top - out->kernel_end : 0, b, sizeof(b)),
+		    top == mem->low_size ? "the end of low memory" : "initrd_addr_max");
 		return -ENOMEM;
 	}
 	out->initrd_gpa = (top - initrd_size) & ~0xfffULL;
@@ -124,7 +127,7 @@ int boot_place(const struct boot_image *img, const struct vm_mem *mem, uint64_t 
 }
 
 void boot_zero_page(uint8_t *zp, const struct boot_image *img, uint64_t mem_size,
-		    const struct boot_layout *lay, uint64_t cmdline_gpa, uint64_t rsdp_gpa)
+                    const struct boot_layout *lay, uint64_t cmdline_gpa, uint64_t rsdp_gpa)
 {
 	struct e820_entry e820[E820_MAX];
 	unsigned n;
@@ -159,17 +162,24 @@ int boot_write_tables(const struct vm_mem *mem)
 	 *   mov dx, LAYOUT_PORT_PM; mov al, LAYOUT_PM_RESET; out dx, al; hlt; jmp $-1
 	 */
 	static const uint8_t reset_stub[] = {
-		0xba, LAYOUT_PORT_PM & 0xff, LAYOUT_PORT_PM >> 8, 0xb0, LAYOUT_PM_RESET,
-		0xee, 0xf4, 0xeb, 0xfd,
+	    0xba,
+	    LAYOUT_PORT_PM & 0xff,
+	    LAYOUT_PORT_PM >> 8,
+	    0xb0,
+	    LAYOUT_PM_RESET,
+	    0xee,
+	    0xf4,
+	    0xeb,
+	    0xfd,
 	};
 	uint8_t *rv = mem_ptr(mem, LAYOUT_RESET_VECTOR, sizeof(reset_stub));
 
 	/* Null, 64-bit code (0x08), data (0x10), TSS (0x18): flat, DPL 0. */
 	static const uint64_t gdt[] = {
-		0x0000000000000000ULL,
-		0x00af9b000000ffffULL,
-		0x00cf93000000ffffULL,
-		0x00808b0000000000ULL,
+	    0x0000000000000000ULL,
+	    0x00af9b000000ffffULL,
+	    0x00cf93000000ffffULL,
+	    0x00808b0000000000ULL,
 	};
 	uint8_t *g = mem_ptr(mem, LAYOUT_GDT, sizeof(gdt));
 	uint8_t *idt = mem_ptr(mem, LAYOUT_IDT, 8);

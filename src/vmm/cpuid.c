@@ -70,7 +70,7 @@ static void cpuid_remove(struct kvm_cpuid2 *c, uint32_t function)
 }
 
 static int cpuid_add_topology(struct kvm_cpuid2 *c, unsigned cap, uint32_t function, unsigned index,
-			      unsigned ncpus)
+                              unsigned ncpus)
 {
 	unsigned core_bits = ceil_log2(ncpus);
 
@@ -99,7 +99,7 @@ static int cpuid_add_topology(struct kvm_cpuid2 *c, unsigned cap, uint32_t funct
 }
 
 int cpuid_configure(struct kvm_cpuid2 *c, unsigned cap, unsigned index, unsigned ncpus,
-		    bool tsc_deadline)
+                    bool tsc_deadline)
 {
 	unsigned core_bits = ceil_log2(ncpus);
 	bool amd = cpuid_is_amd(c);
@@ -112,7 +112,7 @@ int cpuid_configure(struct kvm_cpuid2 *c, unsigned cap, unsigned index, unsigned
 		case 1: {
 			unsigned logical = 1u << core_bits;
 			e->ebx = (e->ebx & 0x0000ffffu) | ((index & 0xffu) << 24) |
-				 ((logical > 255 ? 255u : logical) << 16);
+			         ((logical > 255 ? 255u : logical) << 16);
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
 			e->ecx &= ~CPUID_1_ECX_VMX;
 			if (tsc_deadline)

@@ -10,7 +10,7 @@
 #include "layout.h"
 
 static unsigned e820_add(struct e820_entry *tab, unsigned n, unsigned max, uint64_t addr,
-			 uint64_t size, uint32_t type)
+                         uint64_t size, uint32_t type)
 {
 	if (n < max && size)
 		tab[n++] = (struct e820_entry){.addr = addr, .size = size, .type = type};

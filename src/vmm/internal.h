@@ -102,7 +102,7 @@ struct boot_image {
 	uint32_t init_size;
 	uint64_t pm_offset; /* protected-mode kernel: file offset and size */
 	uint64_t pm_size;
-	size_t hdr_end;     /* the setup header spans [0x1f1, hdr_end) */
+	size_t hdr_end; /* the setup header spans [0x1f1, hdr_end) */
 	uint8_t setup[0x400];
 };
 
@@ -112,11 +112,11 @@ struct boot_image {
  * 64-bit entry) with a reason in err.
  */
 int boot_parse(const uint8_t *head, size_t head_len, uint64_t file_size, struct boot_image *img,
-	       char *err, size_t errlen);
+               char *err, size_t errlen);
 
 struct boot_layout {
-	uint64_t kernel_end;  /* LAYOUT_KERNEL + room the kernel needs */
-	uint64_t initrd_gpa;  /* 0 when no initrd */
+	uint64_t kernel_end; /* LAYOUT_KERNEL + room the kernel needs */
+	uint64_t initrd_gpa; /* 0 when no initrd */
 	uint64_t initrd_size;
 };
 
@@ -125,11 +125,11 @@ struct boot_layout {
  * kernel or the initrd does not fit in mem.
  */
 int boot_place(const struct boot_image *img, const struct vm_mem *mem, uint64_t initrd_size,
-	       struct boot_layout *out, char *err, size_t errlen);
+               struct boot_layout *out, char *err, size_t errlen);
 
 /* Write the zero page for img into zp (BP_SIZE bytes). */
 void boot_zero_page(uint8_t *zp, const struct boot_image *img, uint64_t mem_size,
-		    const struct boot_layout *lay, uint64_t cmdline_gpa, uint64_t rsdp_gpa);
+                    const struct boot_layout *lay, uint64_t cmdline_gpa, uint64_t rsdp_gpa);
 
 /* Write the GDT and the identity page tables (4 GiB, 2 MiB pages) into RAM. */
 int boot_write_tables(const struct vm_mem *mem);
@@ -144,7 +144,7 @@ int boot_write_tables(const struct vm_mem *mem);
  * Returns 0 or -ENOSPC.
  */
 int cpuid_configure(struct kvm_cpuid2 *c, unsigned cap, unsigned index, unsigned ncpus,
-		    bool tsc_deadline);
+                    bool tsc_deadline);
 
 /* ---- interrupt routing and doorbells (irq.c) ---------------------------- */
 
@@ -158,10 +158,10 @@ struct irq_msi {
 struct irq_router {
 	pthread_mutex_t lock;
 	int vm_fd;
-	unsigned max_gsi;        /* KVM_CAP_IRQ_ROUTING */
-	bool ioeventfd_any_len;  /* KVM_CAP_IOEVENTFD_ANY_LENGTH */
+	unsigned max_gsi;       /* KVM_CAP_IRQ_ROUTING */
+	bool ioeventfd_any_len; /* KVM_CAP_IOEVENTFD_ANY_LENGTH */
 	unsigned nmsi, cap;
-	struct irq_msi *msi;     /* GSI IRQ_FIRST_MSI_GSI + i */
+	struct irq_msi *msi; /* GSI IRQ_FIRST_MSI_GSI + i */
 };
 
 /* Check the capabilities; -ENOTSUP with a message when one is missing. */
@@ -212,9 +212,9 @@ struct vm {
 	struct uart com1;
 	struct pm pm;
 	struct pci_bus pci;
-	int exit_efd;    /* vCPU threads -> event loop: the VM must stop */
-	int exit_status; /* first enum vmm_exit set wins; -1 while running */
-	int stopping;    /* atomic: vCPU threads leave KVM_RUN */
+	int exit_efd;        /* vCPU threads -> event loop: the VM must stop */
+	int exit_status;     /* first enum vmm_exit set wins; -1 while running */
+	int stopping;        /* atomic: vCPU threads leave KVM_RUN */
 	uint64_t log_budget; /* rate limit for guest-triggered messages */
 	int epfd;            /* the event loop (vm_watch_fd) */
 	struct vm_watch *watches;

@@ -54,9 +54,9 @@
 #define LAYOUT_PCI_MMIO64_SIZE (64ULL << 30)
 
 /* I/O ports. */
-#define LAYOUT_PORT_COM1   0x3f8
-#define LAYOUT_IRQ_COM1    4
-#define LAYOUT_PORT_PM     0x600 /* ACPI sleep control/status + reset register */
-#define LAYOUT_PM_RESET    0x01  /* value the guest writes to reset */
+#define LAYOUT_PORT_COM1 0x3f8
+#define LAYOUT_IRQ_COM1  4
+#define LAYOUT_PORT_PM   0x600 /* ACPI sleep control/status + reset register */
+#define LAYOUT_PM_RESET  0x01  /* value the guest writes to reset */
 
 #endif

@@ -18,7 +18,7 @@
 
 #include "internal.h"
 
-#define CONSOLE_ESCAPE 0x1d          /* Ctrl-] then 'q' quits */
+#define CONSOLE_ESCAPE 0x1d         /* Ctrl-] then 'q' quits */
 #define VM_WATCH_TAG   (1ULL << 32) /* epoll data: watch index, not an fd */
 
 int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *ctx), void *ctx)

@@ -52,7 +52,7 @@ int mem_alloc(struct vm_mem *m, uint64_t size)
 	memset(m, 0, sizeof(*m));
 	mem_layout(size, &m->low_size, &m->high_size);
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
+	         -1, 0);
 	if (p == MAP_FAILED) {
 		int err = errno;
 		vm_log("cannot map %s of guest memory: %s", vm_fmt_size(size, want, sizeof(want)),

@@ -20,18 +20,18 @@
 #include "internal.h"
 #include "layout.h"
 
-#define MSR_IA32_SYSENTER_CS   0x174
-#define MSR_IA32_SYSENTER_ESP  0x175
-#define MSR_IA32_SYSENTER_EIP  0x176
-#define MSR_IA32_MISC_ENABLE   0x1a0
-#define MSR_MTRR_DEF_TYPE      0x2ff
-#define MSR_STAR               0xc0000081
-#define MSR_LSTAR              0xc0000082
-#define MSR_CSTAR              0xc0000083
-#define MSR_SYSCALL_MASK       0xc0000084
-#define MSR_KERNEL_GS_BASE     0xc0000102
+#define MSR_IA32_SYSENTER_CS    0x174
+#define MSR_IA32_SYSENTER_ESP   0x175
+#define MSR_IA32_SYSENTER_EIP   0x176
+#define MSR_IA32_MISC_ENABLE    0x1a0
+#define MSR_MTRR_DEF_TYPE       0x2ff
+#define MSR_STAR                0xc0000081
+#define MSR_LSTAR               0xc0000082
+#define MSR_CSTAR               0xc0000083
+#define MSR_SYSCALL_MASK        0xc0000084
+#define MSR_KERNEL_GS_BASE      0xc0000102
 #define MISC_ENABLE_FAST_STRING 0x1
-#define MTRR_ENABLE_WB         ((1u << 11) | 6)
+#define MTRR_ENABLE_WB          ((1u << 11) | 6)
 
 #define X86_CR0_PE   0x1
 #define X86_CR0_ET   0x10
@@ -41,10 +41,10 @@
 #define X86_EFER_LME 0x100
 #define X86_EFER_LMA 0x400
 
-#define APIC_LVT0          0x350
-#define APIC_LVT1          0x360
-#define APIC_MODE_NMI      0x4
-#define APIC_MODE_EXTINT   0x7
+#define APIC_LVT0        0x350
+#define APIC_LVT1        0x360
+#define APIC_MODE_NMI    0x4
+#define APIC_MODE_EXTINT 0x7
 
 static int vcpu_set_cpuid(struct vcpu *v)
 {
@@ -72,11 +72,16 @@ static int vcpu_set_msrs(struct vcpu *v)
 		uint32_t index;
 		uint64_t data;
 	} boot_msrs[] = {
-		{MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
-		{MSR_STAR, 0},             {MSR_CSTAR, 0},             {MSR_KERNEL_GS_BASE, 0},
-		{MSR_SYSCALL_MASK, 0},     {MSR_LSTAR, 0},
-		{MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
-		{MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB},
+	    {MSR_IA32_SYSENTER_CS, 0},
+	    {MSR_IA32_SYSENTER_ESP, 0},
+	    {MSR_IA32_SYSENTER_EIP, 0},
+	    {MSR_STAR, 0},
+	    {MSR_CSTAR, 0},
+	    {MSR_KERNEL_GS_BASE, 0},
+	    {MSR_SYSCALL_MASK, 0},
+	    {MSR_LSTAR, 0},
+	    {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
+	    {MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB},
 	};
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + N * sizeof(m->entries[0]));
@@ -133,16 +138,40 @@ static int vcpu_set_boot_state(struct vcpu *v)
 	struct kvm_sregs s;
 	struct kvm_regs r;
 	struct kvm_segment code = {
-		.base = 0, .limit = 0xfffff, .selector = 0x08, .type = 0xb, .present = 1,
-		.dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
+	    .base = 0,
+	    .limit = 0xfffff,
+	    .selector = 0x08,
+	    .type = 0xb,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = 0,
+	    .s = 1,
+	    .l = 1,
+	    .g = 1,
 	};
 	struct kvm_segment data = {
-		.base = 0, .limit = 0xfffff, .selector = 0x10, .type = 0x3, .present = 1,
-		.dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+	    .base = 0,
+	    .limit = 0xfffff,
+	    .selector = 0x10,
+	    .type = 0x3,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = 1,
+	    .s = 1,
+	    .l = 0,
+	    .g = 1,
 	};
 	struct kvm_segment tss = {
-		.base = 0, .limit = 0xfffff, .selector = 0x18, .type = 0xb, .present = 1,
-		.dpl = 0, .db = 0, .s = 0, .l = 0, .g = 1,
+	    .base = 0,
+	    .limit = 0xfffff,
+	    .selector = 0x18,
+	    .type = 0xb,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = 0,
+	    .s = 0,
+	    .l = 0,
+	    .g = 1,
 	};
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)

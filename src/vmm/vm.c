@@ -71,7 +71,7 @@ void vm_request_exit(struct vm *vm, int status)
 	uint64_t one = 1;
 
 	__atomic_compare_exchange_n(&vm->exit_status, &expected, status, false, __ATOMIC_SEQ_CST,
-				    __ATOMIC_SEQ_CST);
+	                            __ATOMIC_SEQ_CST);
 	if (write(vm->exit_efd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow here; nothing else to do. */
 	}
@@ -97,14 +97,18 @@ static int vm_check_caps(struct vm *vm)
 		long cap;
 		const char *name;
 	} need[] = {
-		{KVM_CAP_IRQCHIP, "IRQCHIP"},           {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
-		{KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"}, {KVM_CAP_EXT_CPUID, "EXT_CPUID"},
-		{KVM_CAP_PIT2, "PIT2"},                 {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
+	    {KVM_CAP_IRQCHIP, "IRQCHIP"},
+	    {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
+	    {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
+	    {KVM_CAP_EXT_CPUID, "EXT_CPUID"},
+	    {KVM_CAP_PIT2, "PIT2"},
+	    {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
 	};
 
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {
-			vm_log("this host's KVM lacks KVM_CAP_%s, which zonevm needs", need[i].name);
+			vm_log("this host's KVM lacks KVM_CAP_%s, which zonevm needs",
+			       need[i].name);
 			return -ENOTSUP;
 		}
 	}
@@ -161,9 +165,9 @@ static int vm_create_kvm(struct vm *vm)
 	}
 	if (vm->ncpus > 255) {
 		struct kvm_enable_cap cap = {
-			.cap = KVM_CAP_X2APIC_API,
-			.args[0] = KVM_X2APIC_API_USE_32BIT_IDS |
-				   KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK,
+		    .cap = KVM_CAP_X2APIC_API,
+		    .args[0] =
+		        KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK,
 		};
 		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
 			ret = -errno;
@@ -178,10 +182,10 @@ static int vm_create_kvm(struct vm *vm)
 static int vm_map_memory(struct vm *vm)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = vm->mem.low_size,
-		.userspace_addr = (uintptr_t)vm->mem.base,
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = vm->mem.low_size,
+	    .userspace_addr = (uintptr_t)vm->mem.base,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
@@ -241,7 +245,8 @@ static int vm_load_kernel(struct vm *vm, uint64_t rsdp)
 		       (long long)st.st_size);
 		return -ENOEXEC;
 	}
-	if ((ret = boot_parse(head, sizeof(head), (uint64_t)st.st_size, &img, err, sizeof(err))) < 0) {
+	if ((ret = boot_parse(head, sizeof(head), (uint64_t)st.st_size, &img, err, sizeof(err))) <
+	    0) {
 		vm_log("kernel %s: %s", cfg->kernel_name, err);
 		return ret;
 	}
@@ -261,14 +266,14 @@ static int vm_load_kernel(struct vm *vm, uint64_t rsdp)
 		return -E2BIG;
 	}
 	ret = read_full(cfg->kernel_fd, mem_ptr(&vm->mem, LAYOUT_KERNEL, img.pm_size), img.pm_size,
-			img.pm_offset);
+	                img.pm_offset);
 	if (ret < 0) {
 		vm_log("kernel %s: read failed: %s", cfg->kernel_name, strerror(-ret));
 		return ret;
 	}
 	if (initrd_size) {
 		ret = read_full(cfg->initrd_fd, mem_ptr(&vm->mem, lay.initrd_gpa, initrd_size),
-				initrd_size, 0);
+		                initrd_size, 0);
 		if (ret < 0) {
 			vm_log("initrd %s: read failed: %s", cfg->initrd_name, strerror(-ret));
 			return ret;
@@ -276,7 +281,7 @@ static int vm_load_kernel(struct vm *vm, uint64_t rsdp)
 	}
 	memcpy(mem_ptr(&vm->mem, LAYOUT_CMDLINE, cmdlen + 1), cfg->cmdline, cmdlen + 1);
 	boot_zero_page(mem_ptr(&vm->mem, LAYOUT_ZERO_PAGE, BP_SIZE), &img, vm->mem.size, &lay,
-		       LAYOUT_CMDLINE, rsdp);
+	               LAYOUT_CMDLINE, rsdp);
 	return boot_write_tables(&vm->mem);
 }
 
@@ -284,22 +289,22 @@ static int vm_build_acpi(struct vm *vm, uint64_t *rsdp)
 {
 	uint64_t high_end = LAYOUT_HIGH_RAM + vm->mem.high_size;
 	struct acpi_config c = {
-		.ncpus = vm->ncpus,
-		.lapic_addr = LAYOUT_LAPIC,
-		.ioapic_addr = LAYOUT_IOAPIC,
-		.ioapic_id = 0,
-		.ioapic_gsi_base = 0,
-		.ecam_base = LAYOUT_ECAM,
-		.pci_bus_start = 0,
-		.pci_bus_end = LAYOUT_ECAM_BUSES - 1,
-		.pci_mmio32_base = LAYOUT_PCI_MMIO32,
-		.pci_mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
-		.pci_mmio64_base = (high_end + (1ULL << 30) - 1) & ~((1ULL << 30) - 1),
-		.pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
-		.pm_port = LAYOUT_PORT_PM,
-		.reset_value = LAYOUT_PM_RESET,
-		.com1_port = LAYOUT_PORT_COM1,
-		.com1_irq = LAYOUT_IRQ_COM1,
+	    .ncpus = vm->ncpus,
+	    .lapic_addr = LAYOUT_LAPIC,
+	    .ioapic_addr = LAYOUT_IOAPIC,
+	    .ioapic_id = 0,
+	    .ioapic_gsi_base = 0,
+	    .ecam_base = LAYOUT_ECAM,
+	    .pci_bus_start = 0,
+	    .pci_bus_end = LAYOUT_ECAM_BUSES - 1,
+	    .pci_mmio32_base = LAYOUT_PCI_MMIO32,
+	    .pci_mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
+	    .pci_mmio64_base = (high_end + (1ULL << 30) - 1) & ~((1ULL << 30) - 1),
+	    .pci_mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
+	    .pm_port = LAYOUT_PORT_PM,
+	    .reset_value = LAYOUT_PM_RESET,
+	    .com1_port = LAYOUT_PORT_COM1,
+	    .com1_irq = LAYOUT_IRQ_COM1,
 	};
 	/* The tables stop below the reset vector stub that boot.c writes. */
 	const uint64_t room = LAYOUT_RESET_VECTOR - LAYOUT_ACPI;
@@ -328,7 +333,7 @@ static int vm_add_devices(struct vm *vm)
 	    (ret = bus_register(&vm->pio, 0xcf8, 4, &pci_cf8_ops, &vm->pci, "pci-cf8")) ||
 	    (ret = bus_register(&vm->pio, 0xcfc, 4, &pci_cfc_ops, &vm->pci, "pci-cfc")) ||
 	    (ret = bus_register(&vm->mmio, LAYOUT_ECAM, LAYOUT_ECAM_SIZE, &pci_ecam_ops, &vm->pci,
-				"pci-ecam"))) {
+	                        "pci-ecam"))) {
 		vm_log("cannot register devices: %s", strerror(-ret));
 		return ret;
 	}

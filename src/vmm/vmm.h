@@ -36,15 +36,15 @@ struct vmm_config {
 	const char *kernel_name; /* for messages */
 	int initrd_fd;           /* -1: none */
 	const char *initrd_name;
-	const char *cmdline;     /* kernel command line ("" if none) */
+	const char *cmdline; /* kernel command line ("" if none) */
 	unsigned ncpus;
-	uint64_t mem_size;       /* bytes */
-	bool reboot_restart;     /* --on-reboot restart */
-	int console_in;          /* -1: no console input */
-	int console_out;         /* guest serial output */
+	uint64_t mem_size;            /* bytes */
+	bool reboot_restart;          /* --on-reboot restart */
+	int console_in;               /* -1: no console input */
+	int console_out;              /* guest serial output */
 	const struct vmm_disk *disks; /* virtio-blk, in PCI slot order */
 	unsigned ndisks;
-	bool rng;                /* a virtio-rng device */
+	bool rng; /* a virtio-rng device */
 };
 
 /* Limits the host's KVM puts on a VM: from KVM_CHECK_EXTENSION. */

@@ -134,8 +134,8 @@ static void test_zero_page(void **state)
 	uint8_t h[0x400];
 	uint8_t *zp = calloc(1, BP_SIZE);
 	struct boot_image img;
-	struct boot_layout lay = {.kernel_end = 41 << 20, .initrd_gpa = 0x7000000,
-				  .initrd_size = 0x123456};
+	struct boot_layout lay = {
+	    .kernel_end = 41 << 20, .initrd_gpa = 0x7000000, .initrd_size = 0x123456};
 	char err[128];
 	(void)state;
 
@@ -147,7 +147,7 @@ static void test_zero_page(void **state)
 	assert_int_equal(rd(zp + HDR_VERSION, 2), 0x020f);
 	assert_int_equal(zp[HDR_TYPE_OF_LOADER], 0xff);
 	assert_int_equal(zp[HDR_LOADFLAGS] & (LOADFLAGS_LOADED_HIGH | LOADFLAGS_CAN_USE_HEAP),
-			 LOADFLAGS_LOADED_HIGH | LOADFLAGS_CAN_USE_HEAP);
+	                 LOADFLAGS_LOADED_HIGH | LOADFLAGS_CAN_USE_HEAP);
 	assert_int_equal(rd(zp + HDR_CMD_LINE_PTR, 4), LAYOUT_CMDLINE);
 	assert_int_equal(rd(zp + HDR_RAMDISK_IMAGE, 4), 0x7000000);
 	assert_int_equal(rd(zp + HDR_RAMDISK_SIZE, 4), 0x123456);
@@ -180,7 +180,7 @@ static uint64_t e820_ram(const struct e820_entry *t, unsigned n)
 static void test_e820_sizes(void **state)
 {
 	static const uint64_t sizes[] = {
-		16ULL << 20, 256ULL << 20, 3ULL << 30, 3584ULL << 20, 4ULL << 30, 64ULL << 30,
+	    16ULL << 20, 256ULL << 20, 3ULL << 30, 3584ULL << 20, 4ULL << 30, 64ULL << 30,
 	};
 	(void)state;
 
@@ -197,7 +197,7 @@ static void test_e820_sizes(void **state)
 			}
 			if (t[j].type == E820_RAM)
 				assert_true(t[j].addr + t[j].size <= LAYOUT_MMIO_HOLE ||
-					    t[j].addr >= LAYOUT_HIGH_RAM);
+				            t[j].addr >= LAYOUT_HIGH_RAM);
 			if (t[j].addr == LAYOUT_ECAM && t[j].type == E820_RESERVED)
 				has_ecam = 1;
 		}
@@ -233,9 +233,9 @@ static void test_mem_ptr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_ok),  cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_place),     cmocka_unit_test(test_zero_page),
-		cmocka_unit_test(test_e820_sizes), cmocka_unit_test(test_mem_ptr),
+	    cmocka_unit_test(test_parse_ok),   cmocka_unit_test(test_parse_bad),
+	    cmocka_unit_test(test_place),      cmocka_unit_test(test_zero_page),
+	    cmocka_unit_test(test_e820_sizes), cmocka_unit_test(test_mem_ptr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,8 +22,10 @@ static struct kvm_cpuid2 *fake_supported(bool amd)
 
 	assert_non_null(c);
 #define ADD(fn, idx, a, b, cc, d)                                                                  \
-	c->entries[n++] = (struct kvm_cpuid_entry2){.function = fn, .index = idx, .eax = a,          \
-						   .ebx = b, .ecx = cc, .edx = d}
+	c->entries[n++] = (struct kvm_cpuid_entry2)                                                \
+	{                                                                                          \
+		.function = fn, .index = idx, .eax = a, .ebx = b, .ecx = cc, .edx = d              \
+	}
 	if (amd)
 		ADD(0, 0, 0x10, 0x68747541, 0x444d4163, 0x69746e65); /* AuthenticAMD */
 	else
@@ -68,9 +70,9 @@ static void check_topology(bool amd, unsigned ncpus)
 		const struct kvm_cpuid_entry2 *l1 = find(c, 1, 0);
 		assert_int_equal(l1->ebx >> 24, idx);
 		assert_int_equal((l1->ebx >> 16) & 0xff, 1u << bits);
-		assert_true(l1->ecx & (1u << 31));         /* hypervisor */
-		assert_true(l1->ecx & (1u << 24));         /* TSC deadline */
-		assert_false(l1->ecx & (1u << 5));         /* no VMX */
+		assert_true(l1->ecx & (1u << 31)); /* hypervisor */
+		assert_true(l1->ecx & (1u << 24)); /* TSC deadline */
+		assert_false(l1->ecx & (1u << 5)); /* no VMX */
 		assert_int_equal(!!(l1->edx & (1u << 28)), ncpus > 1);
 
 		const struct kvm_cpuid_entry2 *smt = find(c, 0xb, 0), *core = find(c, 0xb, 1);
@@ -133,9 +135,9 @@ static void test_no_tsc_deadline_and_room(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_amd),
-		cmocka_unit_test(test_intel),
-		cmocka_unit_test(test_no_tsc_deadline_and_room),
+	    cmocka_unit_test(test_amd),
+	    cmocka_unit_test(test_intel),
+	    cmocka_unit_test(test_no_tsc_deadline_and_room),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -238,10 +238,10 @@ static void test_pm(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bus),
-		cmocka_unit_test(test_uart),
-		cmocka_unit_test(test_pci),
-		cmocka_unit_test(test_pm),
+	    cmocka_unit_test(test_bus),
+	    cmocka_unit_test(test_uart),
+	    cmocka_unit_test(test_pci),
+	    cmocka_unit_test(test_pm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

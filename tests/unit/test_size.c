@@ -44,8 +44,8 @@ static void test_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_suffixes),
-		cmocka_unit_test(test_bad),
+	    cmocka_unit_test(test_suffixes),
+	    cmocka_unit_test(test_bad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,7 +28,7 @@ void bus_destroy(struct bus *b)
 }
 
 int bus_register(struct bus *b, uint64_t base, uint64_t len, const struct bus_ops *ops, void *ctx,
-		 const char *name)
+                 const char *name)
 {
 	unsigned i;
 	int ret = 0;
@@ -50,8 +50,8 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len, const struct bus_op
 			break;
 	}
 	memmove(&b->ranges[i + 1], &b->ranges[i], (b->nranges - i) * sizeof(b->ranges[0]));
-	b->ranges[i] = (struct bus_range){
-		.base = base, .len = len, .ops = ops, .ctx = ctx, .name = name};
+	b->ranges[i] =
+	    (struct bus_range){.base = base, .len = len, .ops = ops, .ctx = ctx, .name = name};
 	b->nranges++;
 out:
 	pthread_rwlock_unlock(&b->lock);
@@ -67,7 +67,7 @@ int bus_unregister(struct bus *b, uint64_t base)
 		if (b->ranges[i].base != base)
 			continue;
 		memmove(&b->ranges[i], &b->ranges[i + 1],
-			(b->nranges - i - 1) * sizeof(b->ranges[0]));
+		        (b->nranges - i - 1) * sizeof(b->ranges[0]));
 		b->nranges--;
 		ret = 0;
 		break;

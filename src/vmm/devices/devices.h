@@ -38,14 +38,14 @@ struct bus {
 	pthread_rwlock_t lock;
 	unsigned nranges;
 	struct bus_range ranges[BUS_MAX_RANGES]; /* sorted by base, disjoint */
-	uint64_t unhandled;                       /* accesses no device claimed */
+	uint64_t unhandled;                      /* accesses no device claimed */
 };
 
 void bus_init(struct bus *b, const char *name);
 void bus_destroy(struct bus *b);
 /* Returns 0, -EEXIST if it overlaps a range, -ENOSPC if full, -EINVAL if empty. */
 int bus_register(struct bus *b, uint64_t base, uint64_t len, const struct bus_ops *ops, void *ctx,
-		 const char *name);
+                 const char *name);
 int bus_unregister(struct bus *b, uint64_t base);
 /* Unclaimed reads return all ones; unclaimed writes are dropped. Return: claimed. */
 bool bus_read(struct bus *b, uint64_t addr, unsigned len, uint64_t *val);
@@ -111,7 +111,7 @@ struct pci_func_ops {
 
 struct pci_func {
 	uint8_t cfg[PCI_CFG_SIZE];
-	uint8_t wmask[PCI_CFG_SIZE]; /* bits the guest may change */
+	uint8_t wmask[PCI_CFG_SIZE];   /* bits the guest may change */
 	uint8_t w1cmask[PCI_CFG_SIZE]; /* bits a guest 1 clears */
 	const struct pci_func_ops *ops;
 	void *ctx;
@@ -137,10 +137,10 @@ int pci_bus_add(struct pci_bus *bus, unsigned slot, struct pci_func *f);
 /* Config space access by (device, function, register), as both mechanisms use. */
 uint32_t pci_cfg_read(struct pci_bus *bus, unsigned dev, unsigned fn, unsigned off, unsigned len);
 void pci_cfg_write(struct pci_bus *bus, unsigned dev, unsigned fn, unsigned off, unsigned len,
-		   uint32_t val);
+                   uint32_t val);
 /* Fill the standard type-0 header fields of f. */
 void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_t class_code,
-		   uint8_t header_type, const char *name);
+                   uint8_t header_type, const char *name);
 
 /* ---- MSI-X table and PBA (msix.c) ------------------------------------ */
 
@@ -166,16 +166,16 @@ struct msix_host {
 
 struct msix {
 	unsigned nvec;
-	uint8_t *table;  /* nvec * MSIX_ENTRY_SIZE bytes, little endian */
-	uint64_t *pba;   /* one bit per vector */
-	bool enabled;    /* message control: MSI-X enable */
-	bool maskall;    /* message control: function mask */
+	uint8_t *table; /* nvec * MSIX_ENTRY_SIZE bytes, little endian */
+	uint64_t *pba;  /* one bit per vector */
+	bool enabled;   /* message control: MSI-X enable */
+	bool maskall;   /* message control: function mask */
 	struct msix_host host;
 	uint64_t nr_fired, nr_pended;
 };
 
 /* Table and PBA bytes for nvec vectors. */
-#define MSIX_TABLE_BYTES(nvec) ((uint64_t)(nvec) * MSIX_ENTRY_SIZE)
+#define MSIX_TABLE_BYTES(nvec) ((uint64_t)(nvec)*MSIX_ENTRY_SIZE)
 #define MSIX_PBA_BYTES(nvec)   ((((uint64_t)(nvec) + 63) / 64) * 8)
 
 /* All vectors masked, none pending. Returns 0, -EINVAL or -ENOMEM. */
@@ -183,7 +183,7 @@ int msix_init(struct msix *m, unsigned nvec, const struct msix_host *host);
 void msix_destroy(struct msix *m);
 /* Write the capability at config offset off (next: the following one). */
 void msix_cap_init(struct pci_func *f, unsigned off, unsigned next, unsigned nvec, unsigned bir,
-		   uint32_t table_off, uint32_t pba_off);
+                   uint32_t table_off, uint32_t pba_off);
 /* The guest wrote message control; delivers what became unmasked. */
 void msix_set_control(struct msix *m, uint16_t ctrl);
 /* Table and PBA accesses at any offset and size (1, 2, 4 or 8). */
@@ -223,7 +223,7 @@ struct vpci_host {
  * -EINVAL (too many queues) or -ENOMEM.  dev stays the caller's.
  */
 int vpci_create(struct virtio_dev *dev, struct bus *mmio, uint64_t bar_addr,
-		const struct vpci_host *host, struct vpci **out);
+                const struct vpci_host *host, struct vpci **out);
 void vpci_destroy(struct vpci *v);
 struct pci_func *vpci_func(struct vpci *v);
 /* Bytes of BAR0 (a power of two; the BAR must be aligned to it). */

@@ -27,7 +27,7 @@ static void put16(uint8_t *p, uint16_t v)
 }
 
 void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_t class_code,
-		   uint8_t header_type, const char *name)
+                   uint8_t header_type, const char *name)
 {
 	memset(f, 0, sizeof(*f));
 	put16(&f->cfg[0x00], vendor);
@@ -52,7 +52,7 @@ void pci_bus_init(struct pci_bus *bus)
 	memset(bus, 0, sizeof(*bus));
 	pthread_mutex_init(&bus->lock, NULL);
 	pci_func_init(&bus->host_bridge, PCI_VENDOR_REDHAT, PCI_DEVICE_HOSTBRIDGE,
-		      PCI_CLASS_HOSTBRIDGE, 0, "host bridge");
+	              PCI_CLASS_HOSTBRIDGE, 0, "host bridge");
 	bus->slots[0] = &bus->host_bridge;
 }
 
@@ -103,7 +103,7 @@ uint32_t pci_cfg_read(struct pci_bus *bus, unsigned dev, unsigned fn, unsigned o
 }
 
 void pci_cfg_write(struct pci_bus *bus, unsigned dev, unsigned fn, unsigned off, unsigned len,
-		   uint32_t val)
+                   uint32_t val)
 {
 	struct pci_func *f;
 	uint32_t old = 0;
@@ -118,7 +118,7 @@ void pci_cfg_write(struct pci_bus *bus, unsigned dev, unsigned fn, unsigned off,
 			uint8_t *c = &f->cfg[off + i];
 			old |= (uint32_t)*c << (8 * i);
 			*c = (uint8_t)((*c & ~f->wmask[off + i]) | (b & f->wmask[off + i]));
-			*c &= (uint8_t)~(b & f->w1cmask[off + i]);
+			*c &= (uint8_t) ~(b & f->w1cmask[off + i]);
 		}
 		if (f->ops && f->ops->cfg_written)
 			f->ops->cfg_written(f, off, len, old);
@@ -153,8 +153,8 @@ static void pci_cf8_write(void *ctx, uint64_t off, unsigned len, uint64_t val)
 }
 
 const struct bus_ops pci_cf8_ops = {
-	.read = pci_cf8_read,
-	.write = pci_cf8_write,
+    .read = pci_cf8_read,
+    .write = pci_cf8_write,
 };
 
 /* Decode the latched address; false if disabled or not bus 0. */
@@ -193,8 +193,8 @@ static void pci_cfc_write(void *ctx, uint64_t off, unsigned len, uint64_t val)
 }
 
 const struct bus_ops pci_cfc_ops = {
-	.read = pci_cfc_read,
-	.write = pci_cfc_write,
+    .read = pci_cfc_read,
+    .write = pci_cfc_write,
 };
 
 /* ---- ECAM ------------------------------------------------------------- */
@@ -214,6 +214,6 @@ static void pci_ecam_write(void *ctx, uint64_t off, unsigned len, uint64_t val)
 }
 
 const struct bus_ops pci_ecam_ops = {
-	.read = pci_ecam_read,
-	.write = pci_ecam_write,
+    .read = pci_ecam_read,
+    .write = pci_ecam_write,
 };

@@ -11,10 +11,10 @@
 
 #include "devices.h"
 
-#define PM_SLP_EN       0x20
-#define PM_SLP_TYP(v)   (((v) >> 2) & 0x7)
-#define PM_SLP_TYP_S5   5
-#define PM_WAK_STS      0x80
+#define PM_SLP_EN     0x20
+#define PM_SLP_TYP(v) (((v) >> 2) & 0x7)
+#define PM_SLP_TYP_S5 5
+#define PM_WAK_STS    0x80
 
 void pm_init(struct pm *p, uint8_t reset_value, void (*event)(void *, enum pm_event), void *ctx)
 {
@@ -47,6 +47,6 @@ static void pm_write(void *ctx, uint64_t off, unsigned len, uint64_t val)
 }
 
 const struct bus_ops pm_ops = {
-	.read = pm_read,
-	.write = pm_write,
+    .read = pm_read,
+    .write = pm_write,
 };

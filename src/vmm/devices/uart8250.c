@@ -236,8 +236,8 @@ static void uart_write(void *ctx, uint64_t off, unsigned len, uint64_t val)
 }
 
 const struct bus_ops uart_ops = {
-	.read = uart_read,
-	.write = uart_write,
+    .read = uart_read,
+    .write = uart_write,
 };
 
 size_t uart_input(struct uart *u, const uint8_t *buf, size_t len)

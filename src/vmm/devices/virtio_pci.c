@@ -4,8 +4,8 @@
  *
  * It owns the PCI face of a device (ids, capabilities, the BAR and where it
  * is decoded, the doorbells that follow it), the ISR and MSI-X (msix.c);
- * the common configuration state machine is in virtio_pci_common.c.  It never reads a ring or a request (src/virtio does,
- * through virtio_dev_*), and never calls KVM: doorbells and interrupts go
+ * the common configuration state machine is in virtio_pci_common.c.  It never reads a ring or a
+ * request (src/virtio does, through virtio_dev_*), and never calls KVM: doorbells and interrupts go
  * through struct vpci_host.  Every register access and every call into the
  * device happens under the function's lock, so a vCPU writing device_status
  * and the event loop completing I/O never meet inside the device.
