@@ -10,15 +10,20 @@
 
 #define LOG_GUEST_BUDGET 20
 
+static void vm_vlog(const char *prefix, const char *suffix, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "zonevm: %s", prefix);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "%s\n", suffix);
+}
+
 void vm_log(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("zonevm: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vm_vlog("", "", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void vm_log_guest(struct vm *vm, const char *fmt, ...)
@@ -28,13 +33,10 @@ void vm_log_guest(struct vm *vm, const char *fmt, ...)
 
 	if (n > LOG_GUEST_BUDGET)
 		return;
-	fputs("zonevm: guest: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vm_vlog("guest: ", n == LOG_GUEST_BUDGET ? " (further guest messages suppressed)" : "", fmt,
+	        ap);
 	va_end(ap);
-	if (n == LOG_GUEST_BUDGET)
-		fputs(" (further guest messages suppressed)", stderr);
-	fputc('\n', stderr);
 }
 
 const char *vm_fmt_size(uint64_t b, char *buf, size_t len)

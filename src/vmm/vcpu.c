@@ -132,47 +132,29 @@ static int vcpu_set_lapic(struct vcpu *v)
 	return ioctl(v->fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
 }
 
+static struct kvm_segment vcpu_flat_segment(uint16_t selector, uint8_t type, uint8_t s, uint8_t l)
+{
+	return (struct kvm_segment){
+	    .limit = 0xfffff,
+	    .selector = selector,
+	    .type = type,
+	    .present = 1,
+	    .s = s,
+	    .l = l,
+	    .db = s && !l, /* 32-bit default size for data, not for 64-bit code */
+	    .g = 1,
+	};
+}
+
 /* Boot vCPU: 64-bit mode, flat segments, paging on, entry at kernel + 0x200. */
 static int vcpu_set_boot_state(struct vcpu *v)
 {
 	struct kvm_sregs s;
 	struct kvm_regs r;
-	struct kvm_segment code = {
-	    .base = 0,
-	    .limit = 0xfffff,
-	    .selector = 0x08,
-	    .type = 0xb,
-	    .present = 1,
-	    .dpl = 0,
-	    .db = 0,
-	    .s = 1,
-	    .l = 1,
-	    .g = 1,
-	};
-	struct kvm_segment data = {
-	    .base = 0,
-	    .limit = 0xfffff,
-	    .selector = 0x10,
-	    .type = 0x3,
-	    .present = 1,
-	    .dpl = 0,
-	    .db = 1,
-	    .s = 1,
-	    .l = 0,
-	    .g = 1,
-	};
-	struct kvm_segment tss = {
-	    .base = 0,
-	    .limit = 0xfffff,
-	    .selector = 0x18,
-	    .type = 0xb,
-	    .present = 1,
-	    .dpl = 0,
-	    .db = 0,
-	    .s = 0,
-	    .l = 0,
-	    .g = 1,
-	};
+	/* Flat 4 GiB segments of the GDT boot.c wrote (limit in 4 KiB units). */
+	struct kvm_segment code = vcpu_flat_segment(0x08, 0xb, 1, 1);
+	struct kvm_segment data = vcpu_flat_segment(0x10, 0x3, 1, 0);
+	struct kvm_segment tss = vcpu_flat_segment(0x18, 0xb, 0, 0);
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return -errno;
