@@ -39,16 +39,16 @@ static double now(void)
 
 static void die(struct pool *p, const char *what, int err)
 {
-	fprintf(stderr, "pool-bench: %s: %s\n", what, p && *pool_errmsg(p) ? pool_errmsg(p) :
-									  strerror(-err));
+	fprintf(stderr, "pool-bench: %s: %s\n", what,
+	        p && *pool_errmsg(p) ? pool_errmsg(p) : strerror(-err));
 	exit(1);
 }
 
-#define CHECK(p, expr)                                                                     \
-	do {                                                                               \
-		int e_ = (expr);                                                           \
-		if (e_)                                                                    \
-			die(p, #expr, e_);                                                 \
+#define CHECK(p, expr)                                                                             \
+	do {                                                                                       \
+		int e_ = (expr);                                                                   \
+		if (e_)                                                                            \
+			die(p, #expr, e_);                                                         \
 	} while (0)
 
 static struct pool *fresh_pool(const char *path, uint64_t size)
@@ -138,7 +138,8 @@ static void io_pool(uint64_t size, struct io_result *r)
 	t = now();
 	for (uint64_t i = 0; i < n4k; i++) {
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		CHECK(p, vol_write(v, b + (i % 64) * 4096, 4096, ((x >> 20) % (size / 4096)) * 4096));
+		CHECK(p,
+		      vol_write(v, b + (i % 64) * 4096, 4096, ((x >> 20) % (size / 4096)) * 4096));
 	}
 	CHECK(p, pool_sync(p));
 	r->rndw = (double)(n4k * 4096) / (now() - t);
@@ -179,7 +180,8 @@ static void io_raw(uint64_t size, struct io_result *r)
 	t = now();
 	for (uint64_t i = 0; i < n4k; i++) {
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		if (pwrite(fd, b + (i % 64) * 4096, 4096, (off_t)(((x >> 20) % (size / 4096)) * 4096)) != 4096)
+		if (pwrite(fd, b + (i % 64) * 4096, 4096,
+		           (off_t)(((x >> 20) % (size / 4096)) * 4096)) != 4096)
 			die(NULL, "pwrite", -errno);
 	}
 	fdatasync(fd);
@@ -255,7 +257,8 @@ static void send_figures(uint64_t size)
 	close(fd);
 	printf("incremental send (1%% of blocks changed) vs full: size %.4f (%lld / %lld bytes), "
 	       "time %.4f (%.3f / %.3f s)\n",
-	       (double)inc / (double)full, (long long)inc, (long long)full, tinc / tfull, tinc, tfull);
+	       (double)inc / (double)full, (long long)inc, (long long)full, tinc / tfull, tinc,
+	       tfull);
 
 	/* send | recv through a pipe, against a read+write copy of as many bytes */
 	struct pool *q = fresh_pool(path2, size * 2 + (256ull << 20));
@@ -339,10 +342,11 @@ int main(int argc, char **argv)
 	struct io_result rp, rr;
 	io_pool(io, &rp);
 	io_raw(io, &rr);
-	printf("library vs raw file, %llu MiB: seq write %.2f, seq read (ARC warm vs cold raw) %.2f, "
-	       "4K random write %.2f, 4K random read %.2f\n",
-	       (unsigned long long)(io >> 20), rp.seqw / rr.seqw, rp.seqr / rr.seqr,
-	       rp.rndw / rr.rndw, rp.rndr / rr.rndr);
+	printf(
+	    "library vs raw file, %llu MiB: seq write %.2f, seq read (ARC warm vs cold raw) %.2f, "
+	    "4K random write %.2f, 4K random read %.2f\n",
+	    (unsigned long long)(io >> 20), rp.seqw / rr.seqw, rp.seqr / rr.seqr, rp.rndw / rr.rndw,
+	    rp.rndr / rr.rndr);
 	printf("  (MiB/s pool/raw: seq write %.0f/%.0f, seq read %.0f/%.0f, rnd write %.1f/%.1f, "
 	       "rnd read %.1f/%.1f)\n",
 	       rp.seqw / 1048576, rr.seqw / 1048576, rp.seqr / 1048576, rr.seqr / 1048576,

@@ -20,16 +20,16 @@
 static void pool_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: zonevm pool [--root DIR] COMMAND ...\n"
-		"  create NAME FILE [--size SIZE]   new pool in FILE (created sparse if missing)\n"
-		"  import FILE                      register the pool in FILE\n"
-		"  export NAME                      unregister it (the file is kept)\n"
-		"  list [-H] [-p] [-j]              registered pools\n"
-		"  status NAME [-j]                 health, last txg, space, errors, cache\n"
-		"  scrub NAME                       verify every block's checksum\n"
-		"  destroy NAME                     erase the pool's labels and unregister it\n"
-		"The root is --root DIR, $ZONEVM_ROOT or %s.\n",
-		POOL_CLI_DEFAULT_ROOT);
+	        "usage: zonevm pool [--root DIR] COMMAND ...\n"
+	        "  create NAME FILE [--size SIZE]   new pool in FILE (created sparse if missing)\n"
+	        "  import FILE                      register the pool in FILE\n"
+	        "  export NAME                      unregister it (the file is kept)\n"
+	        "  list [-H] [-p] [-j]              registered pools\n"
+	        "  status NAME [-j]                 health, last txg, space, errors, cache\n"
+	        "  scrub NAME                       verify every block's checksum\n"
+	        "  destroy NAME                     erase the pool's labels and unregister it\n"
+	        "The root is --root DIR, $ZONEVM_ROOT or %s.\n",
+	        POOL_CLI_DEFAULT_ROOT);
 }
 
 struct flags {
@@ -240,9 +240,10 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 		       (unsigned long long)st.size, (unsigned long long)st.allocated,
 		       (unsigned long long)st.deferred, (unsigned long long)st.volumes,
 		       (unsigned long long)st.snapshots, (unsigned long long)st.read_errors,
-		       (unsigned long long)st.log_flushes, (unsigned long long)st.arc.hits, (unsigned long long)st.arc.misses,
-		       (unsigned long long)st.arc.size, (unsigned long long)st.arc.cap,
-		       (unsigned long long)st.arc.mru_size, (unsigned long long)st.arc.mfu_size,
+		       (unsigned long long)st.log_flushes, (unsigned long long)st.arc.hits,
+		       (unsigned long long)st.arc.misses, (unsigned long long)st.arc.size,
+		       (unsigned long long)st.arc.cap, (unsigned long long)st.arc.mru_size,
+		       (unsigned long long)st.arc.mfu_size,
 		       (unsigned long long)st.arc.ghost_hits_mru,
 		       (unsigned long long)st.arc.ghost_hits_mfu);
 		pool_abandon(p);
@@ -262,10 +263,11 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 	       (unsigned long long)st.read_errors, pool_name(p));
 	pool_cli_fmt_size(st.arc.size, fl.p, a, sizeof(a));
 	pool_cli_fmt_size(st.arc.cap, fl.p, b, sizeof(b));
-	printf("   arc: %s of %s, %llu hits, %llu misses, mru %llu, mfu %llu, ghost hits %llu/%llu\n",
-	       a, b, (unsigned long long)st.arc.hits, (unsigned long long)st.arc.misses,
-	       (unsigned long long)st.arc.mru_size, (unsigned long long)st.arc.mfu_size,
-	       (unsigned long long)st.arc.ghost_hits_mru, (unsigned long long)st.arc.ghost_hits_mfu);
+	printf(
+	    "   arc: %s of %s, %llu hits, %llu misses, mru %llu, mfu %llu, ghost hits %llu/%llu\n",
+	    a, b, (unsigned long long)st.arc.hits, (unsigned long long)st.arc.misses,
+	    (unsigned long long)st.arc.mru_size, (unsigned long long)st.arc.mfu_size,
+	    (unsigned long long)st.arc.ghost_hits_mru, (unsigned long long)st.arc.ghost_hits_mfu);
 	pool_abandon(p);
 	return CLI_EXIT_OK;
 }

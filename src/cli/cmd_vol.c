@@ -25,25 +25,27 @@
 
 static void vol_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: zonevm vol [--root DIR] COMMAND ...\n"
-		"  create POOL/VOL SIZE [--blocksize B] [--compression off|lz4|zstd]\n"
-		"  import POOL/VOL FILE [--blocksize B] [--compression C]  (zero blocks become holes)\n"
-		"  export POOL/VOL[@SNAP] FILE|-\n"
-		"  write POOL/VOL OFFSET FILE|-\n"
-		"  resize POOL/VOL SIZE\n"
-		"  snapshot POOL/VOL@SNAP\n"
-		"  clone POOL/VOL@SNAP POOL/NEW\n"
-		"  rollback [-r] POOL/VOL@SNAP\n"
-		"  destroy [-r] POOL/VOL[@SNAP]\n"
-		"  list [-t volume|snapshot|all] [-o FIELDS] [-H] [-p] [-j] [POOL|POOL/VOL]\n"
-		"  get [-H] [-p] [-j] PROP[,PROP...]|all POOL/VOL[@SNAP]...\n"
-		"  set PROP=VALUE POOL/VOL        (compression, size)\n"
-		"  send [-i SNAP] POOL/VOL@SNAP   a stream on stdout; send -t TOKEN resumes\n"
-		"  recv [-s] POOL/VOL             from stdin; -s keeps a resume token on error\n"
-		"  recv -A POOL/VOL               discard an interrupted receive\n"
-		"properties: name type size used referenced written logicalused\n"
-		"  logicalreferenced compressratio origin creation guid blocksize compression clones\n");
+	fprintf(
+	    f,
+	    "usage: zonevm vol [--root DIR] COMMAND ...\n"
+	    "  create POOL/VOL SIZE [--blocksize B] [--compression off|lz4|zstd]\n"
+	    "  import POOL/VOL FILE [--blocksize B] [--compression C]  (zero blocks become holes)\n"
+	    "  export POOL/VOL[@SNAP] FILE|-\n"
+	    "  write POOL/VOL OFFSET FILE|-\n"
+	    "  resize POOL/VOL SIZE\n"
+	    "  snapshot POOL/VOL@SNAP\n"
+	    "  clone POOL/VOL@SNAP POOL/NEW\n"
+	    "  rollback [-r] POOL/VOL@SNAP\n"
+	    "  destroy [-r] POOL/VOL[@SNAP]\n"
+	    "  list [-t volume|snapshot|all] [-o FIELDS] [-H] [-p] [-j] [POOL|POOL/VOL]\n"
+	    "  get [-H] [-p] [-j] PROP[,PROP...]|all POOL/VOL[@SNAP]...\n"
+	    "  set PROP=VALUE POOL/VOL        (compression, size)\n"
+	    "  send [-i SNAP] POOL/VOL@SNAP   a stream on stdout; send -t TOKEN resumes\n"
+	    "  recv [-s] POOL/VOL             from stdin; -s keeps a resume token on error\n"
+	    "  recv -A POOL/VOL               discard an interrupted receive\n"
+	    "properties: name type size used referenced written logicalused\n"
+	    "  logicalreferenced compressratio origin creation guid blocksize compression "
+	    "clones\n");
 }
 
 int vol_cli_opts(int argc, char **argv, struct vol_cli_opts *o, int maxpos)
@@ -135,8 +137,8 @@ static int create_opts(const struct vol_cli_opts *o, uint32_t *bs, enum pool_com
 	uint64_t b = POOL_DEFAULT_BLOCKSIZE;
 
 	*c = POOL_COMPRESS_LZ4;
-	if (o->blocksize && (cli_parse_size(o->blocksize, &b) || b < 4096 || b > 131072 ||
-			     (b & (b - 1)))) {
+	if (o->blocksize &&
+	    (cli_parse_size(o->blocksize, &b) || b < 4096 || b > 131072 || (b & (b - 1)))) {
 		cli_err("invalid block size \"%s\" (a power of two from 4K to 128K)", o->blocksize);
 		return -EINVAL;
 	}
@@ -209,8 +211,8 @@ static int copy_in(struct pool *p, struct vol *v, int fd, uint64_t off, const ch
 
 	if (!buf)
 		return -ENOMEM;
-	pool_cli_progress_start(&pr, what, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ?
-						   (uint64_t)st.st_size : 0);
+	pool_cli_progress_start(
+	    &pr, what, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
 	for (;;) {
 		ssize_t n = read_full(fd, buf, CHUNK);
 		if (n < 0) {
@@ -297,7 +299,8 @@ static int vol_cmd_export(const char *root, int argc, char **argv)
 	if ((err = vol_open(p, rest, &v)))
 		return vol_cli_done(p, err);
 	is_file = strcmp(o.pos[1], "-") != 0;
-	fd = is_file ? open(o.pos[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : STDOUT_FILENO;
+	fd = is_file ? open(o.pos[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+	             : STDOUT_FILENO;
 	if (fd < 0) {
 		cli_err("cannot create %s: %s", o.pos[1], strerror(errno));
 		vol_close(v);
@@ -315,7 +318,7 @@ static int vol_cmd_export(const char *root, int argc, char **argv)
 		/* a file stays sparse where the volume has zeros */
 		int zero = is_file && buf[0] == 0 && !memcmp(buf, buf + 1, n - 1);
 		if (!zero && (is_file ? pwrite(fd, buf, n, (off_t)off) != (ssize_t)n
-				      : vol_cli_write_all(fd, buf, n) != 0)) {
+		                      : vol_cli_write_all(fd, buf, n) != 0)) {
 			err = -errno;
 			cli_err("write error on %s: %s", o.pos[1], strerror(errno));
 		}
@@ -363,8 +366,8 @@ static int vol_cmd_write(const char *root, int argc, char **argv)
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (off > vol_size(v) || (uint64_t)st.st_size > vol_size(v) - off)) {
 		cli_err("%s/%s: %lld bytes at offset %llu do not fit in %llu bytes", pool_name(p),
-			rest, (long long)st.st_size, (unsigned long long)off,
-			(unsigned long long)vol_size(v));
+		        rest, (long long)st.st_size, (unsigned long long)off,
+		        (unsigned long long)vol_size(v));
 		vol_close(v);
 		close(fd);
 		pool_abandon(p);
@@ -387,10 +390,11 @@ static int vol_cmd_simple(const char *root, int argc, char **argv)
 	int npos = !strcmp(cmd, "resize") ? 2 : 1;
 
 	if (vol_cli_opts(argc, argv, &o, npos) || o.npos != npos) {
-		cli_err("usage: zonevm vol %s", !strcmp(cmd, "resize") ? "resize POOL/VOL SIZE" :
-						!strcmp(cmd, "destroy") ? "destroy [-r] POOL/VOL[@SNAP]" :
-						!strcmp(cmd, "rollback") ? "rollback [-r] POOL/VOL@SNAP" :
-									    "snapshot POOL/VOL@SNAP");
+		cli_err("usage: zonevm vol %s",
+		        !strcmp(cmd, "resize")     ? "resize POOL/VOL SIZE"
+		        : !strcmp(cmd, "destroy")  ? "destroy [-r] POOL/VOL[@SNAP]"
+		        : !strcmp(cmd, "rollback") ? "rollback [-r] POOL/VOL@SNAP"
+		                                   : "snapshot POOL/VOL@SNAP");
 		return CLI_EXIT_USAGE;
 	}
 	if (npos == 2 && cli_parse_size(o.pos[1], &size)) {
@@ -462,14 +466,11 @@ int cmd_vol_main(int argc, char **argv)
 		const char *name;
 		int (*fn)(const char *root, int argc, char **argv);
 	} cmds[] = {
-		{"create", vol_cmd_create},   {"import", vol_cmd_import},
-		{"export", vol_cmd_export},   {"write", vol_cmd_write},
-		{"resize", vol_cmd_simple},   {"snapshot", vol_cmd_simple},
-		{"rollback", vol_cmd_simple}, {"destroy", vol_cmd_simple},
-		{"clone", vol_cmd_clone},     {"set", vol_cmd_set},
-		{"list", vol_cli_list},       {"get", vol_cli_get},
-		{"send", vol_cli_send},       {"recv", vol_cli_recv},
-		{"receive", vol_cli_recv},
+	    {"create", vol_cmd_create},   {"import", vol_cmd_import},  {"export", vol_cmd_export},
+	    {"write", vol_cmd_write},     {"resize", vol_cmd_simple},  {"snapshot", vol_cmd_simple},
+	    {"rollback", vol_cmd_simple}, {"destroy", vol_cmd_simple}, {"clone", vol_cmd_clone},
+	    {"set", vol_cmd_set},         {"list", vol_cli_list},      {"get", vol_cli_get},
+	    {"send", vol_cli_send},       {"recv", vol_cli_recv},      {"receive", vol_cli_recv},
 	};
 	const char *root;
 

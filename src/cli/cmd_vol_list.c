@@ -21,12 +21,21 @@ static const struct prop {
 	const char *name;
 	enum kind kind;
 } props[] = {
-	{"name", K_STR},	   {"type", K_STR},	    {"size", K_SIZE},
-	{"used", K_SIZE},	   {"referenced", K_SIZE},  {"written", K_SIZE},
-	{"logicalused", K_SIZE},   {"logicalreferenced", K_SIZE},
-	{"compressratio", K_RATIO}, {"origin", K_STR},	    {"creation", K_TIME},
-	{"guid", K_NUM},	   {"blocksize", K_SIZE},   {"compression", K_STR},
-	{"clones", K_NUM},
+    {"name", K_STR},
+    {"type", K_STR},
+    {"size", K_SIZE},
+    {"used", K_SIZE},
+    {"referenced", K_SIZE},
+    {"written", K_SIZE},
+    {"logicalused", K_SIZE},
+    {"logicalreferenced", K_SIZE},
+    {"compressratio", K_RATIO},
+    {"origin", K_STR},
+    {"creation", K_TIME},
+    {"guid", K_NUM},
+    {"blocksize", K_SIZE},
+    {"compression", K_STR},
+    {"clones", K_NUM},
 };
 #define NPROPS (sizeof(props) / sizeof(props[0]))
 
@@ -40,7 +49,7 @@ static const struct prop *prop_find(const char *name)
 
 /* Value of PR for VI as text in BUF, and as a number in *NUM for K_* numbers. */
 static void prop_value(const struct prop *pr, const char *pool, const struct vol_info *vi,
-		       int parsable, char *buf, size_t len, uint64_t *num)
+                       int parsable, char *buf, size_t len, uint64_t *num)
 {
 	const char *n = pr->name;
 	uint64_t v = 0;
@@ -72,19 +81,19 @@ static void prop_value(const struct prop *pr, const char *pool, const struct vol
 			r = 100;
 		*num = r;
 		snprintf(buf, len, parsable ? "%llu.%02llu" : "%llu.%02llux",
-			 (unsigned long long)(r / 100), (unsigned long long)(r % 100));
+		         (unsigned long long)(r / 100), (unsigned long long)(r % 100));
 		return;
 	}
-	v = !strcmp(n, "size")		      ? vi->size
-	    : !strcmp(n, "used")	      ? vi->used
-	    : !strcmp(n, "referenced")	      ? vi->referenced
-	    : !strcmp(n, "written")	      ? vi->written
-	    : !strcmp(n, "logicalused")	      ? vi->logicalused
+	v = !strcmp(n, "size")                ? vi->size
+	    : !strcmp(n, "used")              ? vi->used
+	    : !strcmp(n, "referenced")        ? vi->referenced
+	    : !strcmp(n, "written")           ? vi->written
+	    : !strcmp(n, "logicalused")       ? vi->logicalused
 	    : !strcmp(n, "logicalreferenced") ? vi->logicalreferenced
-	    : !strcmp(n, "creation")	      ? vi->creation
-	    : !strcmp(n, "guid")	      ? vi->guid
-	    : !strcmp(n, "blocksize")	      ? vi->blocksize
-					      : vi->num_clones;
+	    : !strcmp(n, "creation")          ? vi->creation
+	    : !strcmp(n, "guid")              ? vi->guid
+	    : !strcmp(n, "blocksize")         ? vi->blocksize
+	                                      : vi->num_clones;
 	*num = v;
 	if (pr->kind == K_SIZE) {
 		pool_cli_fmt_size(v, parsable, buf, len);
@@ -125,7 +134,7 @@ static int parse_fields(const char *list, const struct prop **out, size_t *n)
 struct list_ctx {
 	const char *pool;
 	const char *only; /* a volume name, or NULL */
-	int types; /* 1 volumes, 2 snapshots, 3 all */
+	int types;        /* 1 volumes, 2 snapshots, 3 all */
 	const struct prop **f;
 	size_t nf;
 	int parsable;
@@ -168,7 +177,10 @@ int vol_cli_list(const char *root, int argc, char **argv)
 	if (vol_cli_opts(argc, argv, &o, 1))
 		return CLI_EXIT_USAGE;
 	if (o.t) {
-		types = !strcmp(o.t, "volume") ? 1 : !strcmp(o.t, "snapshot") ? 2 : !strcmp(o.t, "all") ? 3 : 0;
+		types = !strcmp(o.t, "volume")     ? 1
+		        : !strcmp(o.t, "snapshot") ? 2
+		        : !strcmp(o.t, "all")      ? 3
+		                                   : 0;
 		if (!types) {
 			cli_err("invalid type \"%s\" (volume, snapshot or all)", o.t);
 			return CLI_EXIT_USAGE;
@@ -201,8 +213,13 @@ int vol_cli_list(const char *root, int argc, char **argv)
 			rc = CLI_EXIT_ERROR;
 			continue;
 		}
-		struct list_ctx c = {.pool = pn, .only = only, .types = types, .f = f, .nf = nf,
-				     .parsable = o.p || o.j, .t = &t};
+		struct list_ctx c = {.pool = pn,
+		                     .only = only,
+		                     .types = types,
+		                     .f = f,
+		                     .nf = nf,
+		                     .parsable = o.p || o.j,
+		                     .t = &t};
 		if (only) {
 			struct vol_info vi;
 			if (vol_get_info(p, only, &vi)) {
@@ -228,7 +245,8 @@ int vol_cli_get(const char *root, int argc, char **argv)
 	int rc = CLI_EXIT_OK;
 
 	if (vol_cli_opts(argc, argv, &o, 8) || o.npos < 2) {
-		cli_err("usage: zonevm vol get [-H] [-p] [-j] PROP[,PROP...]|all POOL/VOL[@SNAP]...");
+		cli_err(
+		    "usage: zonevm vol get [-H] [-p] [-j] PROP[,PROP...]|all POOL/VOL[@SNAP]...");
 		return CLI_EXIT_USAGE;
 	}
 	if (parse_fields(o.pos[0], f, &nf))
@@ -252,7 +270,7 @@ int vol_cli_get(const char *root, int argc, char **argv)
 				uint64_t nums[3] = {0};
 				int isnum[3] = {0, 0, f[k]->kind != K_STR && f[k]->kind != K_RATIO};
 				prop_value(f[k], pool_name(p), &vi, o.p || o.j, val, sizeof(val),
-					   &nums[2]);
+				           &nums[2]);
 				cells[0] = (char *)o.pos[i];
 				cells[1] = (char *)f[k]->name;
 				cells[2] = val;

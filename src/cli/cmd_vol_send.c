@@ -42,8 +42,8 @@ int vol_cli_send(const char *root, int argc, char **argv)
 	if (o.t) {
 		if (strchr(o.pos[0], '/')) {
 			char pool[POOL_NAME_MAX_CLI];
-			snprintf(pool, sizeof(pool), "%.*s", (int)(strchr(o.pos[0], '/') - o.pos[0]),
-				 o.pos[0]);
+			snprintf(pool, sizeof(pool), "%.*s",
+			         (int)(strchr(o.pos[0], '/') - o.pos[0]), o.pos[0]);
 			p = pool_cli_open(root, pool, 1);
 		} else {
 			p = pool_cli_open(root, o.pos[0], 1);
@@ -65,7 +65,7 @@ int vol_cli_send(const char *root, int argc, char **argv)
 		from = slash + 1;
 	}
 	pool_cli_progress_start(&pr, "send",
-				rest && !vol_get_info(p, rest, &vi) ? vi.referenced : 0);
+	                        rest && !vol_get_info(p, rest, &vi) ? vi.referenced : 0);
 	pool_set_progress(p, progress_cb, &pr);
 	err = vol_send(p, rest, from, o.t, STDOUT_FILENO);
 	pool_cli_progress_end(&pr);

@@ -198,15 +198,20 @@ int pool_cli_split(const char *full, int want_snap, char *pool, size_t plen, con
 
 	if (!slash || slash == full || (size_t)(slash - full) >= plen) {
 		cli_err("invalid %s name \"%s\" (expected POOL/VOL%s)", kind, full,
-			want_snap == 1 ? "@SNAP" : want_snap == 0 ? "" : "[@SNAP]");
+		        want_snap == 1   ? "@SNAP"
+		        : want_snap == 0 ? ""
+		                         : "[@SNAP]");
 		return -EINVAL;
 	}
 	snprintf(pool, plen, "%.*s", (int)(slash - full), full);
 	*rest = slash + 1;
 	if (pool_name_check(*rest, want_snap)) {
-		cli_err("invalid %s name \"%s\" (expected POOL/VOL%s; names use letters, digits, _ . - :)",
-			kind, full,
-			want_snap == 1 ? "@SNAP" : want_snap == 0 ? "" : "[@SNAP]");
+		cli_err("invalid %s name \"%s\" (expected POOL/VOL%s; names use letters, digits, _ "
+		        ". - :)",
+		        kind, full,
+		        want_snap == 1   ? "@SNAP"
+		        : want_snap == 0 ? ""
+		                         : "[@SNAP]");
 		return -EINVAL;
 	}
 	return 0;
@@ -230,7 +235,7 @@ void pool_cli_fmt_size(uint64_t v, int parsable, char *buf, size_t len)
 }
 
 void pool_cli_table_init(struct pool_cli_table *t, const char **cols, size_t ncols, int no_header,
-			 int parsable, int json)
+                         int parsable, int json)
 {
 	memset(t, 0, sizeof(*t));
 	t->cols = cols;
@@ -243,7 +248,7 @@ void pool_cli_table_init(struct pool_cli_table *t, const char **cols, size_t nco
 }
 
 void pool_cli_table_row(struct pool_cli_table *t, char *const *cells, const int *is_num,
-			const uint64_t *nums)
+                        const uint64_t *nums)
 {
 	if (t->json) {
 		cJSON *o = cJSON_CreateObject();
@@ -333,7 +338,9 @@ static void progress_print(struct pool_cli_progress *pr, double t)
 	pool_cli_fmt_size((uint64_t)r, 0, rate, sizeof(rate));
 	if (pr->total) {
 		pool_cli_fmt_size(pr->total, 0, tot, sizeof(tot));
-		double eta = r > 0 ? (double)(pr->total - (pr->done < pr->total ? pr->done : pr->total)) / r : 0;
+		double eta =
+		    r > 0 ? (double)(pr->total - (pr->done < pr->total ? pr->done : pr->total)) / r
+		          : 0;
 		fprintf(stderr, "\r%s: %s of %s, %s/s, ETA %.0fs   ", pr->what, d, tot, rate, eta);
 	} else {
 		fprintf(stderr, "\r%s: %s, %s/s   ", pr->what, d, rate);

@@ -50,14 +50,14 @@ struct pool_cli_table {
 	int no_header, parsable, json;
 	size_t ncols, nrows;
 	const char **cols;
-	char **cells; /* nrows * ncols */
+	char **cells;     /* nrows * ncols */
 	void *json_array; /* cJSON array when json */
 };
 void pool_cli_table_init(struct pool_cli_table *t, const char **cols, size_t ncols, int no_header,
-			 int parsable, int json);
+                         int parsable, int json);
 /* Add a row: CELLS are the text values; JSON_NUM[i] >= 0 marks a number for -j. */
 void pool_cli_table_row(struct pool_cli_table *t, char *const *cells, const int *is_num,
-			const uint64_t *nums);
+                        const uint64_t *nums);
 void pool_cli_table_print(struct pool_cli_table *t, FILE *f);
 
 /* Progress on stderr when it is a terminal: "what: 12.0M of 1.00G, 80M/s, ETA 12s". */

@@ -4,10 +4,10 @@
  * The allocator has no on-disk state of its own: at open it is rebuilt by
  * walking every tree reachable from the newest verified uberblock and from
  * the two before it (pruning at blocks already marked, so shared subtrees
- * are read once); blocks only the older two hold go on the deferred list.  That makes it crash-proof by construction: there is no
- * space map to get out of step with the trees.  Its cost is one read of all
- * indirect blocks at open; docs/POOL-FORMAT.md says when a persistent space
- * map will replace it.
+ * are read once); blocks only the older two hold go on the deferred list.  That makes it
+ * crash-proof by construction: there is no space map to get out of step with the trees.  Its cost
+ * is one read of all indirect blocks at open; docs/POOL-FORMAT.md says when a persistent space map
+ * will replace it.
  *
  * Frees of blocks born in a committed txg are deferred: the sectors become
  * allocatable only after two more txgs have committed, so the trees of the
@@ -212,7 +212,7 @@ static int mark_fn(struct pool *p, void *arg, const struct pool_bp *bp, int leve
 	if (bp->addr < p->first_sector ||
 	    bp->addr + pool_bp_asize(bp) / POOL_SECTOR > p->end_sector)
 		return pool_err(p, -EBADMSG, "pool \"%s\": block pointer outside the device",
-				p->name);
+		                p->name);
 	pool_alloc_mark(p, bp->addr, (uint32_t)(pool_bp_asize(bp) / POOL_SECTOR));
 	if (*prune) /* only an older uberblock holds it: free once the defer ends */
 		pool_alloc_free(p, bp);
@@ -239,7 +239,7 @@ static int alloc_mark_ub(struct pool *p, const struct pool_ub *ub, int prune)
 		if (rec.obj.nlevels < 1 || rec.obj.nlevels > POOL_MAX_LEVELS ||
 		    rec.deadlist.nlevels < 1 || rec.deadlist.nlevels > POOL_MAX_LEVELS)
 			return pool_err(p, -EBADMSG, "pool \"%s\": dataset %llu has a bad tree",
-					p->name, (unsigned long long)rec.id);
+			                p->name, (unsigned long long)rec.id);
 		err = pool_obj_walk(p, &rec.obj, 0, mark_fn, &prune);
 		if (!err)
 			err = pool_obj_walk(p, &rec.deadlist, 0, mark_fn, &prune);

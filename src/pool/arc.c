@@ -30,9 +30,9 @@ struct arc_buf {
 	uint64_t addr, birth, ck;
 	uint32_t size;
 	int list;
-	uint8_t *data; /* NULL on a ghost list */
+	uint8_t *data;               /* NULL on a ghost list */
 	struct arc_buf *prev, *next; /* list, head = most recent */
-	struct arc_buf *hnext; /* hash chain */
+	struct arc_buf *hnext;       /* hash chain */
 };
 
 struct arc_list {
@@ -101,8 +101,8 @@ static struct arc_buf **arc_slot(struct pool_arc *a, const struct pool_bp *bp)
 {
 	struct arc_buf **pp = &a->hash[arc_hash(a, bp->addr, bp->birth, bp->cksum[0])];
 
-	while (*pp && !((*pp)->addr == bp->addr && (*pp)->birth == bp->birth &&
-			(*pp)->ck == bp->cksum[0]))
+	while (*pp &&
+	       !((*pp)->addr == bp->addr && (*pp)->birth == bp->birth && (*pp)->ck == bp->cksum[0]))
 		pp = &(*pp)->hnext;
 	return pp;
 }
@@ -193,8 +193,8 @@ static void arc_make_room(struct pool_arc *a, uint32_t size, int ghost_b2)
 	while (a->l[ARC_T1].bytes + a->l[ARC_T2].bytes + size > a->c &&
 	       (a->l[ARC_T1].tail || a->l[ARC_T2].tail)) {
 		uint64_t t1 = a->l[ARC_T1].bytes;
-		if (a->l[ARC_T1].tail && (t1 > a->p || (ghost_b2 && t1 == a->p) ||
-					  !a->l[ARC_T2].tail))
+		if (a->l[ARC_T1].tail &&
+		    (t1 > a->p || (ghost_b2 && t1 == a->p) || !a->l[ARC_T2].tail))
 			arc_evict_one(a, ARC_T1);
 		else
 			arc_evict_one(a, ARC_T2);
@@ -244,7 +244,7 @@ void pool_arc_put(struct pool *p, const struct pool_bp *bp, const void *buf)
 		return;
 	if (b && b->data)
 		return; /* already cached */
-	if (b) { /* a ghost: adapt the target, then the block goes to T2 */
+	if (b) {        /* a ghost: adapt the target, then the block goes to T2 */
 		uint64_t b1 = a->l[ARC_B1].bytes ? a->l[ARC_B1].bytes : 1;
 		uint64_t b2 = a->l[ARC_B2].bytes ? a->l[ARC_B2].bytes : 1;
 		if (b->list == ARC_B1) {

@@ -78,8 +78,8 @@ int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 	if (p->write_limit > 0 && --p->write_limit == 0 && p->write_torn)
 		len /= 2; /* the last write before the "crash" is torn */
 	while (done < len) {
-		ssize_t n = pwrite(p->fd, (const uint8_t *)buf + done, len - done,
-				   (off_t)(off + done));
+		ssize_t n =
+		    pwrite(p->fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -117,13 +117,11 @@ void pool_blk_fini(struct pool *p)
 void pool_blk_describe(const struct pool_bp *bp, char *buf, size_t len)
 {
 	snprintf(buf, len, "block at sector %llu (level %u, %u bytes, birth %llu)",
-		 (unsigned long long)bp->addr, bp->level, bp->psize,
-		 (unsigned long long)bp->birth);
+	         (unsigned long long)bp->addr, bp->level, bp->psize, (unsigned long long)bp->birth);
 }
 
 /* Compress DATA into OUT; returns the compressed size, or 0 when not worth it. */
-static size_t blk_compress(int comp, const void *data, uint32_t lsize, uint8_t *out,
-			   size_t outlen)
+static size_t blk_compress(int comp, const void *data, uint32_t lsize, uint8_t *out, size_t outlen)
 {
 	size_t limit = lsize - lsize / 8;
 	size_t n = 0;
@@ -155,8 +153,8 @@ static int blk_decompress(const struct pool_bp *bp, const uint8_t *in, void *out
 	return -EBADMSG;
 }
 
-int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, int type,
-		   int level, struct pool_bp *bp)
+int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, int type, int level,
+                   struct pool_bp *bp)
 {
 	uint8_t *buf = p->scratch;
 	const void *src = data;
@@ -187,13 +185,13 @@ int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, i
 	err = pool_alloc(p, nsec, &addr);
 	if (err)
 		return pool_err(p, err, "pool \"%s\" is full (needed %u bytes)", p->name,
-				nsec * POOL_SECTOR);
+		                nsec * POOL_SECTOR);
 	err = pool_io_write(p, src, (size_t)nsec * POOL_SECTOR, addr * POOL_SECTOR);
 	if (err) {
-		pool_alloc_free(p, &(struct pool_bp){.addr = addr, .psize = psize,
-						     .birth = p->txg + 1});
+		pool_alloc_free(
+		    p, &(struct pool_bp){.addr = addr, .psize = psize, .birth = p->txg + 1});
 		return pool_err(p, err, "pool \"%s\": write of %u bytes at sector %llu failed",
-				p->name, nsec * POOL_SECTOR, (unsigned long long)addr);
+		                p->name, nsec * POOL_SECTOR, (unsigned long long)addr);
 	}
 	memset(bp, 0, sizeof(*bp));
 	bp->addr = addr;

@@ -59,11 +59,12 @@ int pool_dir_load(struct pool *p)
 		    rec.deadlist.nlevels < 1 || rec.deadlist.nlevels > POOL_MAX_LEVELS ||
 		    rec.obj.blocksize < 4096 || rec.obj.blocksize > 131072 ||
 		    rec.deadlist.blocksize != POOL_META_BLOCKSIZE || rec.deadlist.size % 64 ||
-		    rec.deadlist.size > p->devsize || (rec.obj.blocksize & (rec.obj.blocksize - 1)) ||
+		    rec.deadlist.size > p->devsize ||
+		    (rec.obj.blocksize & (rec.obj.blocksize - 1)) ||
 		    rec.obj.size / rec.obj.blocksize > (1ull << (POOL_BP_PER_IND_SH * 6)) ||
 		    rec.obj.comp >= POOL_COMP_MAX)
 			return pool_err(p, -EBADMSG, "pool \"%s\": dataset record %zu is corrupt",
-					p->name, i + 1);
+			                p->name, i + 1);
 		struct pool_ds *ds = calloc(1, sizeof(*ds));
 		if (!ds)
 			return -ENOMEM;
@@ -149,8 +150,7 @@ struct pool_ds *pool_ds_lookup(struct pool *p, const char *name, int hidden)
 	for (size_t i = 0; i < p->nds && !head; i++) {
 		struct pool_ds *ds = p->ds[i];
 		if (ds && ds->r.type == POOL_DS_VOLUME && strlen(ds->r.name) == vlen &&
-		    !memcmp(ds->r.name, name, vlen) &&
-		    (hidden || !(ds->r.flags & POOL_DSF_RECV)))
+		    !memcmp(ds->r.name, name, vlen) && (hidden || !(ds->r.flags & POOL_DSF_RECV)))
 			head = ds;
 	}
 	if (!head || !at)

@@ -25,18 +25,18 @@
 #error "the pool format is little-endian and written as laid out in memory"
 #endif
 
-#define POOL_SECTOR_SHIFT   12
-#define POOL_SECTOR         (1u << POOL_SECTOR_SHIFT) /* allocation unit */
-#define POOL_LABEL_SIZE     (256u << 10)
-#define POOL_UB_SLOTS       32u
-#define POOL_UB_SLOT_SIZE   4096u
-#define POOL_UB_RING_OFF    4096u /* ring offset inside a label */
-#define POOL_MIN_SIZE       (16ull << 20)
-#define POOL_VERSION        1u
-#define POOL_LABEL_MAGIC    0x4c42414c4d565a5aull /* "ZZVMLABL" */
-#define POOL_UB_MAGIC       0x5245425542564d5aull /* "ZMVBUBER" */
-#define POOL_NAME_MAX       63
-#define POOL_DS_NAME_MAX    127
+#define POOL_SECTOR_SHIFT 12
+#define POOL_SECTOR       (1u << POOL_SECTOR_SHIFT) /* allocation unit */
+#define POOL_LABEL_SIZE   (256u << 10)
+#define POOL_UB_SLOTS     32u
+#define POOL_UB_SLOT_SIZE 4096u
+#define POOL_UB_RING_OFF  4096u /* ring offset inside a label */
+#define POOL_MIN_SIZE     (16ull << 20)
+#define POOL_VERSION      1u
+#define POOL_LABEL_MAGIC  0x4c42414c4d565a5aull /* "ZZVMLABL" */
+#define POOL_UB_MAGIC     0x5245425542564d5aull /* "ZMVBUBER" */
+#define POOL_NAME_MAX     63
+#define POOL_DS_NAME_MAX  127
 
 #define POOL_IND_SHIFT      14 /* indirect blocks are 16 KiB ... */
 #define POOL_IND_SIZE       (1u << POOL_IND_SHIFT)
@@ -51,9 +51,9 @@ enum pool_comp { POOL_COMP_OFF = 0, POOL_COMP_LZ4 = 1, POOL_COMP_ZSTD = 2, POOL_
 /* bp.type: what the block holds */
 enum pool_bp_type {
 	POOL_BT_NONE = 0,
-	POOL_BT_VOLDATA = 1, /* guest bytes of a volume */
+	POOL_BT_VOLDATA = 1,  /* guest bytes of a volume */
 	POOL_BT_INDIRECT = 2, /* 256 block pointers */
-	POOL_BT_DIR = 3, /* dataset directory records */
+	POOL_BT_DIR = 3,      /* dataset directory records */
 	POOL_BT_DEADLIST = 4, /* block pointers killed by a dataset */
 };
 
@@ -285,6 +285,5 @@ struct pool_zil_rec {
 	uint32_t pad;
 };
 _Static_assert(sizeof(struct pool_zil_rec) == 24, "intent log record header is 24 bytes");
-
 
 #endif

@@ -33,12 +33,12 @@ int pool_label_write_new(struct pool *p)
 		return -ENOMEM;
 	for (int l = 0; l < 2 && !err; l++) {
 		struct pool_label lab = {
-			.magic = POOL_LABEL_MAGIC,
-			.version = POOL_VERSION,
-			.label = (uint32_t)l,
-			.guid = p->guid,
-			.size = p->devsize,
-			.created = p->created,
+		    .magic = POOL_LABEL_MAGIC,
+		    .version = POOL_VERSION,
+		    .label = (uint32_t)l,
+		    .guid = p->guid,
+		    .size = p->devsize,
+		    .created = p->created,
 		};
 		snprintf(lab.name, sizeof(lab.name), "%s", p->name);
 		pool_cksum(&lab, offsetof(struct pool_label, cksum), lab.cksum);
@@ -72,7 +72,7 @@ int pool_label_read(int fd, uint64_t devsize, struct pool_label *out, char *err,
 
 	if (devsize < POOL_MIN_SIZE) {
 		snprintf(err, errlen, "too small to be a pool (%llu bytes)",
-			 (unsigned long long)devsize);
+		         (unsigned long long)devsize);
 		return -EBADMSG;
 	}
 	for (int l = 0; l < 2; l++) {
@@ -87,7 +87,7 @@ int pool_label_read(int fd, uint64_t devsize, struct pool_label *out, char *err,
 	}
 	if (st[0] == -ENOTSUP || st[1] == -ENOTSUP) {
 		snprintf(err, errlen, "unsupported pool version %u",
-			 st[0] == -ENOTSUP ? lab[0].version : lab[1].version);
+		         st[0] == -ENOTSUP ? lab[0].version : lab[1].version);
 		return -ENOTSUP;
 	}
 	snprintf(err, errlen, "not a zonevm pool (no label verifies)");
@@ -129,7 +129,7 @@ int pool_ub_scan(struct pool *p, struct pool_ub *out, int n)
 	}
 	for (int l = 0; l < 2; l++) {
 		if (pool_io_read(p, ring, POOL_UB_SLOTS * POOL_UB_SLOT_SIZE,
-				 label_offset(p->devsize, l) + POOL_UB_RING_OFF))
+		                 label_offset(p->devsize, l) + POOL_UB_RING_OFF))
 			continue;
 		for (uint32_t s = 0; s < POOL_UB_SLOTS; s++) {
 			struct pool_ub ub;
@@ -155,7 +155,7 @@ int pool_ub_write(struct pool *p, const struct pool_ub *ub)
 	memcpy(slot, ub, sizeof(*ub));
 	for (int l = 0; l < 2 && !err; l++)
 		err = pool_io_write(p, slot, sizeof(slot),
-				    label_offset(p->devsize, l) + POOL_UB_RING_OFF +
-					    (ub->txg % POOL_UB_SLOTS) * POOL_UB_SLOT_SIZE);
+		                    label_offset(p->devsize, l) + POOL_UB_RING_OFF +
+		                        (ub->txg % POOL_UB_SLOTS) * POOL_UB_SLOT_SIZE);
 	return err;
 }

@@ -69,7 +69,7 @@ int pool_check_writable(struct pool *p)
 		return pool_err(p, -EROFS, "pool \"%s\" is open read-only", p->name);
 	if (p->poisoned)
 		return pool_err(p, -ECANCELED,
-				"pool \"%s\": an earlier commit failed; reopen the pool", p->name);
+		                "pool \"%s\": an earlier commit failed; reopen the pool", p->name);
 	return 0;
 }
 
@@ -97,7 +97,7 @@ static int valid_pool_name(const char *name)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:",
-			    name[i]))
+		            name[i]))
 			return 0;
 	return 1;
 }
@@ -122,20 +122,20 @@ static int dev_size(int fd, uint64_t *size)
 /* Lock the device; on conflict name the holder. */
 static int pool_lock(int fd, int rdonly, const char *name, char *err, size_t errlen)
 {
-	struct flock fl = {.l_type = rdonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET,
-			   .l_start = 0, .l_len = 1};
+	struct flock fl = {
+	    .l_type = rdonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
 
 	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
 		if (errno != EAGAIN && errno != EACCES)
 			return -errno;
-		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1,
-				  .l_len = 1};
+		struct flock q = {
+		    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
 		if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK)
 			snprintf(err, errlen, "pool \"%s\" is in use by process %ld", name,
-				 (long)q.l_pid);
+			         (long)q.l_pid);
 		else
 			snprintf(err, errlen, "pool \"%s\" is in use by process %ld", name,
-				 (long)getpid());
+			         (long)getpid());
 		return -EBUSY;
 	}
 	fl.l_start = 1;
@@ -193,8 +193,9 @@ int pool_create(const char *path, const char *name, uint64_t size, char *err, si
 	}
 	if (!valid_pool_name(name)) {
 		snprintf(err, errlen,
-			 "invalid pool name \"%s\" (a letter, then letters, digits, _ . - :; at most %d)",
-			 name, POOL_NAME_MAX);
+		         "invalid pool name \"%s\" (a letter, then letters, digits, _ . - :; at "
+		         "most %d)",
+		         name, POOL_NAME_MAX);
 		return -EINVAL;
 	}
 	p = pool_alloc_struct();
@@ -216,8 +217,8 @@ int pool_create(const char *path, const char *name, uint64_t size, char *err, si
 		snprintf(err, errlen, "%s: not a regular file or block device", path);
 		goto out;
 	}
-	if (p->devsize >= POOL_MIN_SIZE && pool_label_read(p->fd, p->devsize, &lab, dummy,
-							   sizeof(dummy)) == 0) {
+	if (p->devsize >= POOL_MIN_SIZE &&
+	    pool_label_read(p->fd, p->devsize, &lab, dummy, sizeof(dummy)) == 0) {
 		snprintf(err, errlen, "%s already holds pool \"%s\"", path, lab.name);
 		e = -EEXIST;
 		goto out;
@@ -233,8 +234,8 @@ int pool_create(const char *path, const char *name, uint64_t size, char *err, si
 	p->devsize &= ~(uint64_t)(POOL_SECTOR - 1);
 	if (p->devsize < POOL_MIN_SIZE) {
 		snprintf(err, errlen, "pool \"%s\": %s is too small (%llu bytes; at least %llu)",
-			 name, path, (unsigned long long)p->devsize,
-			 (unsigned long long)POOL_MIN_SIZE);
+		         name, path, (unsigned long long)p->devsize,
+		         (unsigned long long)POOL_MIN_SIZE);
 		e = -EINVAL;
 		goto out;
 	}
@@ -247,8 +248,10 @@ int pool_create(const char *path, const char *name, uint64_t size, char *err, si
 	pool_alloc_mark(p, 0, (uint32_t)p->first_sector);
 	pool_alloc_mark(p, p->end_sector, (uint32_t)(p->nsectors - p->end_sector));
 	p->alloc_sectors = 0;
-	struct pool_objdesc dir = {.blocksize = POOL_META_BLOCKSIZE, .nlevels = 1,
-				   .type = POOL_BT_DIR, .comp = POOL_COMP_LZ4};
+	struct pool_objdesc dir = {.blocksize = POOL_META_BLOCKSIZE,
+	                           .nlevels = 1,
+	                           .type = POOL_BT_DIR,
+	                           .comp = POOL_COMP_LZ4};
 	dir.root.lsize = POOL_META_BLOCKSIZE;
 	dir.root.type = POOL_BT_DIR;
 	pool_obj_init(&p->dir, &dir, NULL);
@@ -259,14 +262,14 @@ int pool_create(const char *path, const char *name, uint64_t size, char *err, si
 	}
 	if (e)
 		snprintf(err, errlen, "pool \"%s\": cannot write %s: %s", name, path,
-			 p->errmsg[0] ? p->errmsg : strerror(-e));
+		         p->errmsg[0] ? p->errmsg : strerror(-e));
 out:
 	pool_free(p);
 	return e;
 }
 
 int pool_probe(const char *path, char *name, size_t namelen, uint64_t *guid, char *err,
-	       size_t errlen)
+               size_t errlen)
 {
 	struct pool_label lab;
 	uint64_t size;
@@ -351,7 +354,7 @@ int pool_open(const char *path, int flags, struct pool **out, char *err, size_t 
 	}
 	if (i == n) {
 		snprintf(err, errlen, "pool \"%s\": no uberblock with a valid directory (%d found)",
-			 p->name, n);
+		         p->name, n);
 		e = -EBADMSG;
 		goto fail;
 	}
@@ -395,7 +398,8 @@ int pool_destroy(const char *path, char *err, size_t errlen)
 	if (!e)
 		e = pool_io_flush(p);
 	if (e)
-		snprintf(err, errlen, "pool \"%s\": cannot erase labels: %s", p->name, strerror(-e));
+		snprintf(err, errlen, "pool \"%s\": cannot erase labels: %s", p->name,
+		         strerror(-e));
 	free(zero);
 	pool_abandon(p);
 	return e;

@@ -38,7 +38,7 @@
 struct pool;
 struct vol;
 
-#define POOL_ERRMSG_MAX 512
+#define POOL_ERRMSG_MAX        512
 #define POOL_DEFAULT_BLOCKSIZE (16u << 10)
 
 /* Compression of a volume's new blocks. */
@@ -66,7 +66,7 @@ int pool_destroy(const char *path, char *err, size_t errlen);
 
 /* Read the label of PATH without opening the pool: name and guid. */
 int pool_probe(const char *path, char *name, size_t namelen, uint64_t *guid, char *err,
-	       size_t errlen);
+               size_t errlen);
 
 /* Commit what is dirty, then close.  Returns the commit's status. */
 int pool_close(struct pool *p);
@@ -87,7 +87,7 @@ struct pool_arc_stats {
 
 struct pool_status {
 	uint64_t guid;
-	uint64_t txg; /* last committed */
+	uint64_t txg;  /* last committed */
 	uint64_t size; /* allocatable bytes */
 	uint64_t allocated;
 	uint64_t deferred; /* freed, reusable after two more commits */
@@ -112,7 +112,7 @@ int pool_scrub(struct pool *p, pool_report_fn report, void *arg, struct pool_scr
 int pool_name_check(const char *name, int want_snap);
 
 int vol_create(struct pool *p, const char *name, uint64_t size, uint32_t blocksize,
-	       enum pool_compression comp);
+               enum pool_compression comp);
 /* Open a volume or a snapshot (read-only) for I/O. */
 int vol_open(struct pool *p, const char *name, struct vol **out);
 void vol_close(struct vol *v);
@@ -140,7 +140,7 @@ int vol_destroy(struct pool *p, const char *name, int recursive);
 enum vol_type { VOL_TYPE_VOLUME = 1, VOL_TYPE_SNAPSHOT = 2 };
 
 struct vol_info {
-	char name[256]; /* "VOL" or "VOL@SNAP" */
+	char name[256];   /* "VOL" or "VOL@SNAP" */
 	char origin[256]; /* clone origin "VOL@SNAP" or "" */
 	enum vol_type type;
 	uint64_t size, used, referenced, written, logicalused, logicalreferenced;
@@ -153,7 +153,7 @@ struct vol_info {
 int vol_get_info(struct pool *p, const char *name, struct vol_info *info);
 /* Call FN for each dataset (volumes in name order, each followed by its snapshots). */
 int vol_iterate(struct pool *p, int include_hidden, int (*fn)(void *arg, const struct vol_info *),
-		void *arg);
+                void *arg);
 /* Set a property: "compression" (off|lz4|zstd) or "size". */
 int vol_set(struct pool *p, const char *name, const char *prop, const char *value);
 
@@ -167,8 +167,7 @@ int pool_compression_parse(const char *s, enum pool_compression *out);
  * full stream) makes it incremental.  TOKEN (or NULL) resumes an interrupted
  * receive: it is what vol_recv_token() returned on the receiving side.
  */
-int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const char *token,
-	     int fd);
+int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const char *token, int fd);
 /* Called with the bytes of each stream record sent or received (NULL: off). */
 void pool_set_progress(struct pool *p, void (*fn)(void *arg, uint64_t bytes), void *arg);
 /* Receive a stream from FD into volume NAME (created, or updated incrementally). */

@@ -50,7 +50,7 @@ struct pool_obj {
 struct pool_ds {
 	struct pool_dsrec r;
 	struct pool_obj obj; /* the volume's blocks */
-	struct pool_obj dl; /* deadlist: killed block pointers, appended */
+	struct pool_obj dl;  /* deadlist: killed block pointers, appended */
 };
 
 /* Deferred frees of one txg: sectors reusable once two more txgs commit. */
@@ -70,7 +70,7 @@ struct pool {
 	int rdonly;
 	uint64_t guid, devsize, created;
 
-	uint64_t txg; /* last committed; the open txg is txg + 1 */
+	uint64_t txg;      /* last committed; the open txg is txg + 1 */
 	struct pool_ub ub; /* last committed uberblock */
 	uint64_t next_id;
 	struct pool_ds **ds; /* by id - 1; NULL = free slot */
@@ -89,8 +89,8 @@ struct pool {
 	uint64_t dirty_bytes, dirty_max, dirty_leaves;
 	uint64_t txg_blocks; /* blocks written in the open txg */
 
-	int poisoned; /* an earlier commit failed: -ECANCELED until reopened */
-	int walk_tolerant; /* walks skip unreadable indirect blocks (open, scrub) */
+	int poisoned;          /* an earlier commit failed: -ECANCELED until reopened */
+	int walk_tolerant;     /* walks skip unreadable indirect blocks (open, scrub) */
 	uint64_t walk_skipped; /* subtrees skipped so */
 	uint64_t read_errors;
 	uint64_t err_offset; /* byte offset of the leaf a failed object read stopped at */
@@ -124,7 +124,7 @@ int pool_err(struct pool *p, int err, const char *fmt, ...) __attribute__((forma
 int pool_check_writable(struct pool *p);
 /* Append to a NUL-terminated string in BUF, ", " first if it is not empty. */
 void pool_strlist_add(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 uint64_t pool_now(void);
 uint64_t pool_random64(void);
 void pool_cksum(const void *buf, size_t len, uint64_t out[2]);
@@ -166,7 +166,8 @@ static inline bool pool_cksum_eq(const uint64_t a[2], const uint64_t b[2])
 
 static inline uint64_t pool_bp_asize(const struct pool_bp *bp)
 {
-	return bp->addr ? (((uint64_t)bp->psize + POOL_SECTOR - 1) & ~(uint64_t)(POOL_SECTOR - 1)) : 0;
+	return bp->addr ? (((uint64_t)bp->psize + POOL_SECTOR - 1) & ~(uint64_t)(POOL_SECTOR - 1))
+	                : 0;
 }
 
 static inline bool pool_bp_is_hole(const struct pool_bp *bp)
@@ -175,8 +176,8 @@ static inline bool pool_bp_is_hole(const struct pool_bp *bp)
 }
 
 /* blk.c */
-int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, int type,
-		   int level, struct pool_bp *bp);
+int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, int type, int level,
+                   struct pool_bp *bp);
 /* Read and verify BP into BUF (bp->lsize bytes). */
 int pool_blk_read(struct pool *p, const struct pool_bp *bp, void *buf);
 /* Read and verify without the cache and without decompressing into BUF. */
@@ -198,15 +199,14 @@ void pool_arc_stats(const struct pool *p, struct pool_arc_stats *st);
 void pool_obj_init(struct pool_obj *o, const struct pool_objdesc *d, struct pool_ds *ds);
 void pool_obj_discard(struct pool *p, struct pool_obj *o);
 int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uint64_t off);
-int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t len,
-		   uint64_t off);
+int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t len, uint64_t off);
 /* Make whole blocks [first, last] holes. */
 int pool_obj_punch_blocks(struct pool *p, struct pool_obj *o, uint64_t first, uint64_t last);
 int pool_obj_set_size(struct pool *p, struct pool_obj *o, uint64_t size);
 int pool_obj_sync(struct pool *p, struct pool_obj *o);
 /* Leaf pointer of block BLKID as committed (ignores dirty data). */
 int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blkid,
-		     struct pool_bp *out);
+                     struct pool_bp *out);
 
 /*
  * Visit the tree of D.  Subtrees whose birth is <= MINTXG are skipped, as
@@ -215,9 +215,9 @@ int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blki
  * returning 1 skips the children, a negative value stops the walk.
  */
 typedef int (*pool_walk_fn)(struct pool *p, void *arg, const struct pool_bp *bp, int level,
-			    uint64_t blkid);
-int pool_obj_walk(struct pool *p, const struct pool_objdesc *d, uint64_t mintxg,
-		  pool_walk_fn fn, void *arg);
+                            uint64_t blkid);
+int pool_obj_walk(struct pool *p, const struct pool_objdesc *d, uint64_t mintxg, pool_walk_fn fn,
+                  void *arg);
 uint64_t pool_obj_nblocks(const struct pool_objdesc *d);
 
 /* label.c */
@@ -258,7 +258,7 @@ int pool_txg_maybe_commit(struct pool *p);
 
 /* vol.c */
 int pool_vol_new(struct pool *p, const char *name, uint64_t size, uint32_t blocksize, int comp,
-		 struct pool_ds **out);
+                 struct pool_ds **out);
 
 /* send.c */
 int pool_token_parse(const char *token, uint64_t *toguid, uint64_t *fromguid, uint64_t *off);

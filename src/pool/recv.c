@@ -70,7 +70,7 @@ static int check_begin(struct pool *p, const struct pool_rec_begin *b)
 {
 	if (b->version != POOL_STREAM_VERSION)
 		return pool_err(p, -ENOTSUP, "unsupported stream version %u (this is %u)",
-				b->version, POOL_STREAM_VERSION);
+		                b->version, POOL_STREAM_VERSION);
 	if (b->blocksize < 4096 || b->blocksize > 131072 || (b->blocksize & (b->blocksize - 1)) ||
 	    !b->volsize || b->volsize % b->blocksize || b->compression > POOL_COMP_ZSTD ||
 	    !memchr(b->snapname, 0, sizeof(b->snapname)) || pool_name_check(b->snapname, 0) ||
@@ -81,7 +81,7 @@ static int check_begin(struct pool *p, const struct pool_rec_begin *b)
 
 /* Find or make the temporary for stream B into NAME. */
 static int recv_target(struct pool *p, const char *name, const struct pool_rec_begin *b,
-		       struct pool_ds **out)
+                       struct pool_ds **out)
 {
 	char tmp[POOL_DS_NAME_MAX + 1];
 	struct pool_ds *t, *h;
@@ -93,37 +93,41 @@ static int recv_target(struct pool *p, const char *name, const struct pool_rec_b
 		if (!t || t->r.recv_toguid != b->toguid || t->r.recv_fromguid != b->fromguid ||
 		    t->r.recv_offset != b->resume_offset)
 			return pool_err(p, -EINVAL,
-					"stream resumes at byte %llu, which is not where the "
-					"interrupted receive into %s/%s stopped",
-					(unsigned long long)b->resume_offset, p->name, name);
+			                "stream resumes at byte %llu, which is not where the "
+			                "interrupted receive into %s/%s stopped",
+			                (unsigned long long)b->resume_offset, p->name, name);
 		*out = t;
 		return 0;
 	}
 	if (t)
 		return pool_err(p, -EEXIST,
-				"an interrupted receive into %s/%s exists: resume it (vol send -t "
-				"TOKEN) or discard it (vol recv -A)", p->name, name);
+		                "an interrupted receive into %s/%s exists: resume it (vol send -t "
+		                "TOKEN) or discard it (vol recv -A)",
+		                p->name, name);
 	h = pool_ds_lookup(p, name, 0);
 	if (!b->fromguid) {
 		if (h)
-			return pool_err(p, -EEXIST, "volume \"%s/%s\" already exists", p->name, name);
+			return pool_err(p, -EEXIST, "volume \"%s/%s\" already exists", p->name,
+			                name);
 		err = pool_vol_new(p, tmp, b->volsize, b->blocksize, b->compression, &t);
 	} else {
 		if (!h)
-			return pool_err(p, -ENOENT, "no such volume \"%s/%s\" for an incremental stream",
-					p->name, name);
+			return pool_err(p, -ENOENT,
+			                "no such volume \"%s/%s\" for an incremental stream",
+			                p->name, name);
 		struct pool_ds *a = pool_ds_get(p, h->r.prev_snap_id);
 		if (!a || a->r.guid != b->fromguid)
-			return pool_err(p, -EXDEV,
-					"stream is incremental from snapshot guid %llu, but the newest "
-					"snapshot of %s/%s is %s (guid %llu)",
-					(unsigned long long)b->fromguid, p->name, name,
-					a ? a->r.name : "none", a ? (unsigned long long)a->r.guid : 0ull);
+			return pool_err(
+			    p, -EXDEV,
+			    "stream is incremental from snapshot guid %llu, but the newest "
+			    "snapshot of %s/%s is %s (guid %llu)",
+			    (unsigned long long)b->fromguid, p->name, name, a ? a->r.name : "none",
+			    a ? (unsigned long long)a->r.guid : 0ull);
 		if (h->obj.ndirty || h->obj.d.size != a->obj.d.size ||
 		    memcmp(&h->obj.d.root, &a->obj.d.root, sizeof(a->obj.d.root)))
 			return pool_err(p, -EBUSY,
-					"%s/%s has changed since snapshot %s; roll it back first",
-					p->name, name, a->r.name);
+			                "%s/%s has changed since snapshot %s; roll it back first",
+			                p->name, name, a->r.name);
 		err = pool_clone_new(p, a, tmp, &t);
 		if (!err)
 			err = pool_obj_set_size(p, &t->obj, b->volsize);
@@ -139,7 +143,7 @@ static int recv_target(struct pool *p, const char *name, const struct pool_rec_b
 
 /* Apply WRITE/FREE records until END. */
 static int recv_records(struct pool *p, int fd, struct pool_ds *t, const struct pool_rec *begin,
-			uint8_t *pay)
+                        uint8_t *pay)
 {
 	struct vol v = {.p = p, .id = t->r.id};
 	struct pool_rec h;
@@ -175,7 +179,7 @@ static int recv_records(struct pool *p, int fd, struct pool_ds *t, const struct 
 
 /* Make the received volume appear: one txg. */
 static int recv_finish(struct pool *p, const char *name, struct pool_ds *t,
-		       const struct pool_rec_begin *b)
+                       const struct pool_rec_begin *b)
 {
 	struct pool_ds *h = t, *s;
 	int err = pool_txg_commit(p);
@@ -242,7 +246,7 @@ int vol_recv(struct pool *p, const char *name, int fd, int resumable)
 	if (err) {
 		free(pay);
 		return pool_err(p, err, "%s stream: no valid BEGIN record",
-				err == -ENODATA ? "truncated" : "corrupted");
+		                err == -ENODATA ? "truncated" : "corrupted");
 	}
 	memcpy(&b, pay, sizeof(b));
 	if ((err = check_begin(p, &b)) != 0 || (err = recv_target(p, name, &b, &t)) != 0) {
@@ -255,18 +259,20 @@ int vol_recv(struct pool *p, const char *name, int fd, int resumable)
 		return recv_finish(p, name, t, &b) ? (p->poisoned = -EIO, -EIO) : 0;
 	char cause[POOL_ERRMSG_MAX];
 	snprintf(cause, sizeof(cause), "%s",
-		 err == -ENODATA ? "truncated stream" : err == -EBADMSG ? "corrupted stream" :
-		 p->errmsg[0] ? p->errmsg : strerror(-err));
+	         err == -ENODATA   ? "truncated stream"
+	         : err == -EBADMSG ? "corrupted stream"
+	         : p->errmsg[0]    ? p->errmsg
+	                           : strerror(-err));
 	if (err == -ENODATA)
 		err = -EBADMSG;
 	if (resumable && !p->poisoned && pool_txg_commit(p) == 0) {
 		char tok[100];
 		pool_token_format(tok, sizeof(tok), t->r.recv_toguid, t->r.recv_fromguid,
-				  t->r.recv_offset);
+		                  t->r.recv_offset);
 		return pool_err(p, err,
-				"receive into %s/%s stopped at byte %llu: %s; resume with "
-				"'zonevm vol send -t %s'", p->name, name,
-				(unsigned long long)t->r.recv_offset, cause, tok);
+		                "receive into %s/%s stopped at byte %llu: %s; resume with "
+		                "'zonevm vol send -t %s'",
+		                p->name, name, (unsigned long long)t->r.recv_offset, cause, tok);
 	}
 	if (!p->poisoned) {
 		pool_obj_discard(p, &t->obj);
@@ -274,7 +280,7 @@ int vol_recv(struct pool *p, const char *name, int fd, int resumable)
 			p->poisoned = -EIO;
 	}
 	return pool_err(p, err, "receive into %s/%s failed: %s (nothing was changed)", p->name,
-			name, cause);
+	                name, cause);
 }
 
 int vol_recv_token(struct pool *p, const char *name, char *buf, size_t len)

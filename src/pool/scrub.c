@@ -17,16 +17,15 @@
 
 struct scrub_ctx {
 	uint64_t *seen;
-	const char *what; /* "tank/vm1@s" or "directory" */
-	const char *part; /* "" or " deadlist" */
+	const char *what;   /* "tank/vm1@s" or "directory" */
+	const char *part;   /* "" or " deadlist" */
 	uint32_t blocksize; /* 0 for metadata */
 	pool_report_fn report;
 	void *arg;
 	struct pool_scrub_result *res;
 };
 
-static int scrub_fn(struct pool *p, void *arg, const struct pool_bp *bp, int level,
-		    uint64_t blkid)
+static int scrub_fn(struct pool *p, void *arg, const struct pool_bp *bp, int level, uint64_t blkid)
 {
 	struct scrub_ctx *c = arg;
 	char msg[POOL_ERRMSG_MAX + 300];
@@ -47,9 +46,9 @@ static int scrub_fn(struct pool *p, void *arg, const struct pool_bp *bp, int lev
 		if (c->blocksize) {
 			uint64_t span = 1ull << (POOL_BP_PER_IND_SH * level);
 			snprintf(msg, sizeof(msg), "%s%s: offset %llu (%s %llu bytes): %s", c->what,
-				 c->part, (unsigned long long)(blkid * c->blocksize),
-				 level ? "indirect block covering" : "data block of",
-				 (unsigned long long)(span * c->blocksize), p->errmsg);
+			         c->part, (unsigned long long)(blkid * c->blocksize),
+			         level ? "indirect block covering" : "data block of",
+			         (unsigned long long)(span * c->blocksize), p->errmsg);
 		} else {
 			snprintf(msg, sizeof(msg), "%s%s: %s", c->what, c->part, p->errmsg);
 		}
@@ -93,7 +92,7 @@ int pool_scrub(struct pool *p, pool_report_fn report, void *arg, struct pool_scr
 		return err;
 	if (res->errors)
 		return pool_err(p, -EIO, "pool \"%s\": scrub found %llu damaged blocks", p->name,
-				(unsigned long long)res->errors);
+		                (unsigned long long)res->errors);
 	p->errmsg[0] = 0;
 	return 0;
 }

@@ -100,10 +100,13 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 static int emit(struct send_ctx *c, uint16_t type, uint64_t off, uint64_t len, const void *pay,
-		uint32_t plen)
+                uint32_t plen)
 {
-	struct pool_rec h = {.magic = POOL_STREAM_MAGIC, .type = type, .offset = off,
-			     .length = len, .payload_len = plen};
+	struct pool_rec h = {.magic = POOL_STREAM_MAGIC,
+	                     .type = type,
+	                     .offset = off,
+	                     .length = len,
+	                     .payload_len = plen};
 	int err;
 
 	pool_stream_seal(&h, pay);
@@ -142,7 +145,7 @@ static int send_fn(struct pool *p, void *arg, const struct pool_bp *bp, int leve
 	if (err)
 		return err;
 	return emit(c, POOL_REC_WRITE, start, end - start, c->buf + (start - blkid * c->bs),
-		    (uint32_t)(end - start));
+	            (uint32_t)(end - start));
 }
 
 /* The snapshot with GUID, or NULL. */
@@ -160,7 +163,7 @@ int pool_token_parse(const char *token, uint64_t *toguid, uint64_t *fromguid, ui
 	char tail;
 
 	if (sscanf(token, "1-%16" SCNx64 "-%16" SCNx64 "-%16" SCNx64 "-%8x%c", toguid, fromguid,
-		   off, &ck, &tail) != 4)
+	           off, &ck, &tail) != 4)
 		return -EINVAL;
 	uint64_t v[3] = {*toguid, *fromguid, *off};
 	return (uint32_t)XXH3_64bits(v, sizeof(v)) == ck ? 0 : -EINVAL;
@@ -171,11 +174,10 @@ void pool_token_format(char *buf, size_t len, uint64_t toguid, uint64_t fromguid
 	uint64_t v[3] = {toguid, fromguid, off};
 
 	snprintf(buf, len, "1-%016" PRIx64 "-%016" PRIx64 "-%016" PRIx64 "-%08x", toguid, fromguid,
-		 off, (uint32_t)XXH3_64bits(v, sizeof(v)));
+	         off, (uint32_t)XXH3_64bits(v, sizeof(v)));
 }
 
-int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const char *token,
-	     int fd)
+int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const char *token, int fd)
 {
 	struct send_ctx c = {.p = p, .fd = fd};
 	struct pool_ds *s = NULL, *f = NULL;
@@ -192,11 +194,11 @@ int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const c
 		f = fromguid ? snap_by_guid(p, fromguid) : NULL;
 		if (!s || (fromguid && !f))
 			return pool_err(p, -ENOENT, "pool \"%s\" has no snapshot for this token",
-					p->name);
+			                p->name);
 	} else {
 		if (pool_name_check(snapname, 1) || !(s = pool_ds_lookup(p, snapname, 0)))
 			return pool_err(p, pool_name_check(snapname, 1) ? -EINVAL : -ENOENT,
-					"no such snapshot \"%s/%s\"", p->name, snapname);
+			                "no such snapshot \"%s/%s\"", p->name, snapname);
 		if (fromsnap) {
 			char full[300];
 			struct pool_ds *h = pool_ds_head(p, s);
@@ -206,12 +208,12 @@ int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const c
 				snprintf(full, sizeof(full), "%s", fromsnap);
 			if (pool_name_check(full, 1) || !(f = pool_ds_lookup(p, full, 0)))
 				return pool_err(p, -ENOENT, "no such snapshot \"%s/%s\"", p->name,
-						full);
+				                full);
 		}
 	}
 	struct pool_ds *head = pool_ds_head(p, s);
 	if (f && (f->r.creation_txg >= s->r.creation_txg ||
-		  (f->r.head_id != s->r.head_id && (!head || head->r.origin_id != f->r.id)))) {
+	          (f->r.head_id != s->r.head_id && (!head || head->r.origin_id != f->r.id)))) {
 		pool_ds_fullname(p, f, n1, sizeof(n1));
 		pool_ds_fullname(p, s, n2, sizeof(n2));
 		return pool_err(p, -EXDEV, "%s is not an earlier snapshot of %s's volume", n1, n2);
@@ -241,9 +243,9 @@ int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const c
 	free(c.buf);
 	if (err == -EPIPE)
 		return pool_err(p, err, "send of %s/%s@%s: the receiving end closed the stream",
-				p->name, head ? head->r.name : "?", b.snapname);
+		                p->name, head ? head->r.name : "?", b.snapname);
 	if (err && !p->errmsg[0])
 		return pool_err(p, err, "send of %s/%s@%s: %s", p->name, head ? head->r.name : "?",
-				b.snapname, strerror(-err));
+		                b.snapname, strerror(-err));
 	return err;
 }

@@ -27,8 +27,7 @@
 
 #include "pool_impl.h"
 
-static int free_fn(struct pool *p, void *arg, const struct pool_bp *bp, int level,
-		   uint64_t blkid)
+static int free_fn(struct pool *p, void *arg, const struct pool_bp *bp, int level, uint64_t blkid)
 {
 	struct pool_ds *head = arg;
 
@@ -110,7 +109,7 @@ int pool_snap_destroy_one(struct pool *p, struct pool_ds *s)
 
 	if (!next || !head)
 		return pool_err(p, -EBADMSG, "pool \"%s\": snapshot %llu has no successor", p->name,
-				(unsigned long long)s->r.id);
+		                (unsigned long long)s->r.id);
 	err = dl_load(p, &next->dl, &nv, &nn);
 	if (err)
 		return err;
@@ -205,11 +204,11 @@ static int snap_prepare(struct pool *p, const char *name, int want_snap, struct 
 		return err;
 	if (pool_name_check(name, want_snap))
 		return pool_err(p, -EINVAL, "invalid %s name \"%s/%s\"",
-				want_snap == 1 ? "snapshot" : "volume", p->name, name);
+		                want_snap == 1 ? "snapshot" : "volume", p->name, name);
 	*out = pool_ds_lookup(p, name, 0);
 	if (!*out)
 		return pool_err(p, -ENOENT, "no such %s \"%s/%s\"",
-				strchr(name, '@') ? "snapshot" : "volume", p->name, name);
+		                strchr(name, '@') ? "snapshot" : "volume", p->name, name);
 	return 0;
 }
 
@@ -323,11 +322,12 @@ int vol_rollback(struct pool *p, const char *snapname, int recursive)
 	}
 	if (newer[0] && !recursive)
 		return pool_err(p, -EBUSY,
-				"cannot roll back to %s/%s: newer snapshots exist: %s (use -r)",
-				p->name, snapname, newer);
+		                "cannot roll back to %s/%s: newer snapshots exist: %s (use -r)",
+		                p->name, snapname, newer);
 	if (clones[0])
-		return pool_err(p, -EBUSY, "cannot roll back to %s/%s: newer snapshots have clones: %s",
-				p->name, snapname, clones);
+		return pool_err(p, -EBUSY,
+		                "cannot roll back to %s/%s: newer snapshots have clones: %s",
+		                p->name, snapname, clones);
 	while (!err && h->r.prev_snap_id != s->r.id)
 		err = pool_snap_destroy_one(p, pool_ds_get(p, h->r.prev_snap_id));
 	if (!err)
@@ -346,8 +346,9 @@ int vol_destroy(struct pool *p, const char *name, int recursive)
 	if (ds->r.type == POOL_DS_SNAPSHOT) {
 		list_clones(p, ds, buf, sizeof(buf));
 		if (buf[0])
-			return pool_err(p, -EBUSY, "cannot destroy %s/%s: it has dependent clones: %s",
-					p->name, name, buf);
+			return pool_err(p, -EBUSY,
+			                "cannot destroy %s/%s: it has dependent clones: %s",
+			                p->name, name, buf);
 		return finish(p, pool_snap_destroy_one(p, ds));
 	}
 	for (x = pool_ds_get(p, ds->r.prev_snap_id); x && x->r.head_id == ds->r.id;
@@ -356,11 +357,12 @@ int vol_destroy(struct pool *p, const char *name, int recursive)
 		list_clones(p, x, buf, sizeof(buf));
 	}
 	if (buf[0])
-		return pool_err(p, -EBUSY, "cannot destroy %s/%s: its snapshots have dependent clones: %s",
-				p->name, name, buf);
+		return pool_err(p, -EBUSY,
+		                "cannot destroy %s/%s: its snapshots have dependent clones: %s",
+		                p->name, name, buf);
 	if (snaps[0] && !recursive)
 		return pool_err(p, -EBUSY, "cannot destroy %s/%s: it has snapshots: %s (use -r)",
-				p->name, name, snaps);
+		                p->name, name, snaps);
 	while (!err && (x = pool_ds_get(p, ds->r.prev_snap_id)) && x->r.head_id == ds->r.id)
 		err = pool_snap_destroy_one(p, x);
 	if (!err)

@@ -83,7 +83,7 @@ static int dbuf_grow(struct pool_obj *o)
 
 /* Find or add the dirty entry of BLKID; new entries have no buffer. */
 static int dbuf_get(struct pool *p, struct pool_obj *o, uint64_t blkid, struct pool_dbuf **out,
-		    bool *created)
+                    bool *created)
 {
 	struct pool_dbuf **pp, *b;
 
@@ -125,7 +125,7 @@ void pool_obj_discard(struct pool *p, struct pool_obj *o)
 }
 
 int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blkid,
-		     struct pool_bp *out)
+                     struct pool_bp *out)
 {
 	struct pool_bp bp = d->root;
 	struct pool_bp *ind = NULL;
@@ -140,8 +140,9 @@ int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blki
 		if (!ind && !(ind = malloc(POOL_IND_SIZE)))
 			return -ENOMEM;
 		if (bp.type != POOL_BT_INDIRECT || bp.level != level || bp.lsize != POOL_IND_SIZE) {
-			err = pool_err(p, -EIO, "pool \"%s\": bad indirect block pointer at level %d",
-				       p->name, level);
+			err =
+			    pool_err(p, -EIO, "pool \"%s\": bad indirect block pointer at level %d",
+			             p->name, level);
 			break;
 		}
 		err = pool_blk_read(p, &bp, ind);
@@ -158,7 +159,7 @@ int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blki
 		bp.birth = birth;
 	} else if (bp.level != 0 || bp.lsize != d->blocksize) {
 		return pool_err(p, -EIO, "pool \"%s\": leaf %llu has a bad block pointer", p->name,
-				(unsigned long long)blkid);
+		                (unsigned long long)blkid);
 	}
 	bp.lsize = d->blocksize;
 	*out = bp;
@@ -222,8 +223,7 @@ int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uin
 	return err;
 }
 
-int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t len,
-		   uint64_t off)
+int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t len, uint64_t off)
 {
 	uint32_t bs = o->d.blocksize;
 	const uint8_t *in = buf;

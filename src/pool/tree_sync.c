@@ -67,7 +67,7 @@ static void make_hole(struct pool *p, struct pool_bp *bp, uint32_t lsize, int ty
  * entries [lo, hi).  The new pointer goes to OUT.
  */
 static int sync_node(struct pool *p, struct sync_ctx *c, int level, uint64_t base,
-		     const struct pool_bp *old, size_t lo, size_t hi, struct pool_bp *out)
+                     const struct pool_bp *old, size_t lo, size_t hi, struct pool_bp *out)
 {
 	struct pool_obj *o = c->o;
 	struct pool_bp *kids;
@@ -85,7 +85,7 @@ static int sync_node(struct pool *p, struct sync_ctx *c, int level, uint64_t bas
 			make_hole(p, out, o->d.blocksize, o->d.type, 0);
 		} else {
 			err = pool_blk_write(p, e->data, o->d.blocksize, o->d.comp, o->d.type, 0,
-					     out);
+			                     out);
 			if (err)
 				return err;
 			obj_birth(p, o, out);
@@ -110,8 +110,9 @@ static int sync_node(struct pool *p, struct sync_ctx *c, int level, uint64_t bas
 	} else {
 		if (old->type != POOL_BT_INDIRECT || old->level != level) {
 			free(kids);
-			return pool_err(p, -EIO, "pool \"%s\": bad indirect block pointer at level %d",
-					p->name, level);
+			return pool_err(p, -EIO,
+			                "pool \"%s\": bad indirect block pointer at level %d",
+			                p->name, level);
 		}
 		err = pool_blk_read(p, old, kids);
 		if (err) {
@@ -157,7 +158,7 @@ static int sync_node(struct pool *p, struct sync_ctx *c, int level, uint64_t bas
 			make_hole(p, out, POOL_IND_SIZE, POOL_BT_INDIRECT, level);
 	} else {
 		err = pool_blk_write(p, kids, POOL_IND_SIZE, POOL_COMP_LZ4, POOL_BT_INDIRECT, level,
-				     out);
+		                     out);
 		if (!err) {
 			out->fill = fill;
 			obj_birth(p, o, out);
@@ -191,8 +192,8 @@ int pool_obj_sync(struct pool *p, struct pool_obj *o)
 		free(c.ents);
 		return pool_err(p, -EFBIG, "pool \"%s\": object too large", p->name);
 	}
-	err = sync_node(p, &c, levels - 1, 0, levels > o->d.nlevels ? NULL : &o->d.root, 0, n,
-			&root);
+	err =
+	    sync_node(p, &c, levels - 1, 0, levels > o->d.nlevels ? NULL : &o->d.root, 0, n, &root);
 	free(c.ents);
 	if (err)
 		return err;
@@ -209,7 +210,7 @@ struct walk_ctx {
 };
 
 static int walk_node(struct pool *p, struct walk_ctx *w, const struct pool_bp *bp, int level,
-		     uint64_t base)
+                     uint64_t base)
 {
 	struct pool_bp *kids;
 	int r;
@@ -223,7 +224,7 @@ static int walk_node(struct pool *p, struct walk_ctx *w, const struct pool_bp *b
 		return 0;
 	if (bp->type != POOL_BT_INDIRECT || bp->level != level || bp->lsize != POOL_IND_SIZE)
 		return pool_err(p, -EIO, "pool \"%s\": bad indirect block pointer at level %d",
-				p->name, level);
+		                p->name, level);
 	kids = malloc(POOL_IND_SIZE);
 	if (!kids)
 		return -ENOMEM;
@@ -239,14 +240,13 @@ static int walk_node(struct pool *p, struct walk_ctx *w, const struct pool_bp *b
 	return r;
 }
 
-int pool_obj_walk(struct pool *p, const struct pool_objdesc *d, uint64_t mintxg,
-		  pool_walk_fn fn, void *arg)
+int pool_obj_walk(struct pool *p, const struct pool_objdesc *d, uint64_t mintxg, pool_walk_fn fn,
+                  void *arg)
 {
 	struct walk_ctx w = {.fn = fn, .arg = arg, .mintxg = mintxg};
 
 	if (d->nlevels < 1 || d->nlevels > POOL_MAX_LEVELS)
-		return pool_err(p, -EBADMSG, "pool \"%s\": tree of %u levels", p->name,
-				d->nlevels);
+		return pool_err(p, -EBADMSG, "pool \"%s\": tree of %u levels", p->name, d->nlevels);
 	return walk_node(p, &w, &d->root, d->nlevels - 1, 0);
 }
 
@@ -255,8 +255,7 @@ struct trunc_ctx {
 	uint64_t nb;
 };
 
-static int trunc_fn(struct pool *p, void *arg, const struct pool_bp *bp, int level,
-		    uint64_t blkid)
+static int trunc_fn(struct pool *p, void *arg, const struct pool_bp *bp, int level, uint64_t blkid)
 {
 	struct trunc_ctx *t = arg;
 

@@ -82,7 +82,7 @@ poison:
 	char cause[POOL_ERRMSG_MAX];
 	snprintf(cause, sizeof(cause), "%s", p->errmsg[0] ? p->errmsg : strerror(-err));
 	return pool_err(p, err, "commit of txg %llu failed: %s", (unsigned long long)(p->txg + 1),
-			cause);
+	                cause);
 }
 
 int pool_txg_maybe_commit(struct pool *p)

@@ -23,8 +23,8 @@ static int valid_component(const char *s, size_t n)
 	      (s[0] >= '0' && s[0] <= '9')))
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (!memchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:", s[i],
-			    66))
+		if (!memchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:",
+		            s[i], 66))
 			return 0;
 	return 1;
 }
@@ -41,10 +41,9 @@ int pool_name_check(const char *name, int want_snap)
 		return valid_component(name, strlen(name)) ? 0 : -EINVAL;
 	if (strchr(at + 1, '@'))
 		return -EINVAL;
-	return valid_component(name, (size_t)(at - name)) &&
-			       valid_component(at + 1, strlen(at + 1))
-		       ? 0
-		       : -EINVAL;
+	return valid_component(name, (size_t)(at - name)) && valid_component(at + 1, strlen(at + 1))
+	           ? 0
+	           : -EINVAL;
 }
 
 static const char *const comp_names[] = {"off", "lz4", "zstd"};
@@ -73,16 +72,16 @@ static int vol_find(struct pool *p, const char *name, int want_snap, struct pool
 {
 	if (pool_name_check(name, want_snap))
 		return pool_err(p, -EINVAL, "invalid %s name \"%s/%s\"",
-				want_snap == 1 ? "snapshot" : "volume", p->name, name);
+		                want_snap == 1 ? "snapshot" : "volume", p->name, name);
 	*out = pool_ds_lookup(p, name, 0);
 	if (!*out)
 		return pool_err(p, -ENOENT, "no such %s \"%s/%s\"",
-				strchr(name, '@') ? "snapshot" : "volume", p->name, name);
+		                strchr(name, '@') ? "snapshot" : "volume", p->name, name);
 	return 0;
 }
 
 int vol_create(struct pool *p, const char *name, uint64_t size, uint32_t blocksize,
-	       enum pool_compression comp)
+               enum pool_compression comp)
 {
 	struct pool_ds *ds;
 	int err = pool_check_writable(p);
@@ -93,15 +92,16 @@ int vol_create(struct pool *p, const char *name, uint64_t size, uint32_t blocksi
 		return pool_err(p, -EINVAL, "invalid volume name \"%s/%s\"", p->name, name);
 	if (blocksize < 4096 || blocksize > 131072 || (blocksize & (blocksize - 1)))
 		return pool_err(p, -EINVAL, "block size %u is not a power of two from 4K to 128K",
-				blocksize);
+		                blocksize);
 	if ((unsigned)comp > POOL_COMPRESS_ZSTD)
 		return pool_err(p, -EINVAL, "unknown compression %d", comp);
 	if (size == 0 || size % blocksize)
-		return pool_err(p, -EINVAL, "volume size %llu is not a multiple of the block size %u",
-				(unsigned long long)size, blocksize);
+		return pool_err(p, -EINVAL,
+		                "volume size %llu is not a multiple of the block size %u",
+		                (unsigned long long)size, blocksize);
 	if (size / blocksize > (1ull << (POOL_BP_PER_IND_SH * (POOL_MAX_LEVELS - 1))))
 		return pool_err(p, -EINVAL, "volume size %llu is too large",
-				(unsigned long long)size);
+		                (unsigned long long)size);
 	if (pool_ds_lookup(p, name, 1))
 		return pool_err(p, -EEXIST, "volume \"%s/%s\" already exists", p->name, name);
 	err = pool_vol_new(p, name, size, blocksize, comp, &ds);
@@ -111,7 +111,7 @@ int vol_create(struct pool *p, const char *name, uint64_t size, uint32_t blocksi
 }
 
 int pool_vol_new(struct pool *p, const char *name, uint64_t size, uint32_t blocksize, int comp,
-		 struct pool_ds **out)
+                 struct pool_ds **out)
 {
 	struct pool_ds *ds;
 	int err = pool_ds_new(p, &ds);
@@ -181,7 +181,7 @@ static int range_check(struct pool *p, struct pool_ds *ds, size_t len, uint64_t 
 	if (off > ds->obj.d.size || len > ds->obj.d.size - off) {
 		pool_ds_fullname(p, ds, n, sizeof(n));
 		return pool_err(p, -EINVAL, "%s: range %llu+%zu is past the end (%llu bytes)", n,
-				(unsigned long long)off, len, (unsigned long long)ds->obj.d.size);
+		                (unsigned long long)off, len, (unsigned long long)ds->obj.d.size);
 	}
 	return 0;
 }
@@ -202,7 +202,7 @@ int vol_read(struct vol *v, void *buf, size_t len, uint64_t off)
 		pool_ds_fullname(p, ds, n, sizeof(n));
 		snprintf(cause, sizeof(cause), "%s", p->errmsg);
 		pool_err(p, err, "%s: read at offset %llu: %s", n,
-			 (unsigned long long)p->err_offset, cause);
+		         (unsigned long long)p->err_offset, cause);
 	}
 	return err;
 }
@@ -242,7 +242,7 @@ int vol_write(struct vol *v, const void *buf, size_t len, uint64_t off)
 			return err;
 		if (pool_alloc_reserve_check(p, len + ds->obj.d.blocksize))
 			return pool_err(p, -ENOSPC, "pool \"%s\" is full (%llu bytes free)",
-					p->name, (unsigned long long)pool_alloc_free_bytes(p));
+			                p->name, (unsigned long long)pool_alloc_free_bytes(p));
 	}
 	err = pool_obj_write(p, &ds->obj, buf, len, off);
 	if (err)
@@ -289,11 +289,12 @@ int vol_resize(struct pool *p, const char *name, uint64_t size)
 		return err;
 	uint32_t bs = ds->obj.d.blocksize;
 	if (size == 0 || size % bs)
-		return pool_err(p, -EINVAL, "volume size %llu is not a multiple of the block size %u",
-				(unsigned long long)size, bs);
+		return pool_err(p, -EINVAL,
+		                "volume size %llu is not a multiple of the block size %u",
+		                (unsigned long long)size, bs);
 	if (size / bs > (1ull << (POOL_BP_PER_IND_SH * (POOL_MAX_LEVELS - 1))))
 		return pool_err(p, -EINVAL, "volume size %llu is too large",
-				(unsigned long long)size);
+		                (unsigned long long)size);
 	err = pool_obj_set_size(p, &ds->obj, size);
 	if (err) {
 		p->poisoned = err; /* a half-applied shrink is not the committed state */
@@ -308,7 +309,8 @@ static void fill_info(struct pool *p, struct pool_ds *ds, struct vol_info *vi)
 
 	memset(vi, 0, sizeof(*vi));
 	if (ds->r.type == POOL_DS_SNAPSHOT) {
-		snprintf(vi->name, sizeof(vi->name), "%s@%s", head ? head->r.name : "?", ds->r.name);
+		snprintf(vi->name, sizeof(vi->name), "%s@%s", head ? head->r.name : "?",
+		         ds->r.name);
 		vi->type = VOL_TYPE_SNAPSHOT;
 		if (pool_snap_unique(p, ds, &vi->used, &vi->logicalused))
 			vi->used = vi->logicalused = 0;
@@ -361,7 +363,7 @@ static int cmp_ds(const void *a, const void *b)
 }
 
 int vol_iterate(struct pool *p, int include_hidden, int (*fn)(void *arg, const struct vol_info *),
-		void *arg)
+                void *arg)
 {
 	struct pool_ds **v = calloc(p->nds + 1, sizeof(*v));
 	struct vol_info vi;
@@ -408,20 +410,20 @@ int vol_set(struct pool *p, const char *name, const char *prop, const char *valu
 		return err;
 	if (ds->r.type == POOL_DS_SNAPSHOT)
 		return pool_err(p, -EINVAL, "cannot set \"%s\" on snapshot %s/%s", prop, p->name,
-				name);
+		                name);
 	if (!strcmp(prop, "compression")) {
 		enum pool_compression c;
 		if (pool_compression_parse(value, &c))
-			return pool_err(p, -EINVAL, "compression must be off, lz4 or zstd, not \"%s\"",
-					value);
+			return pool_err(p, -EINVAL,
+			                "compression must be off, lz4 or zstd, not \"%s\"", value);
 		ds->obj.d.comp = (uint8_t)c;
 		return pool_txg_commit(p);
 	}
 	if (!strcmp(prop, "size") || !strcmp(prop, "volsize"))
 		return pool_err(p, -EINVAL, "use vol resize to change the size");
-	static const char *const ro[] = {"used", "referenced", "written", "logicalused",
-					 "compressratio", "origin", "creation", "guid",
-					 "blocksize", "logicalreferenced", "type", "name"};
+	static const char *const ro[] = {
+	    "used",     "referenced", "written",   "logicalused",       "compressratio", "origin",
+	    "creation", "guid",       "blocksize", "logicalreferenced", "type",          "name"};
 	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
 		if (!strcmp(prop, ro[i]))
 			return pool_err(p, -EINVAL, "property \"%s\" is read-only", prop);

@@ -119,8 +119,8 @@ static int zil_flush(struct pool *p)
 				if (b->logged)
 					continue;
 				uint32_t len = b->data ? o->d.blocksize : 0;
-				struct pool_zil_rec r = {.ds_id = p->ds[i]->r.id, .blkid = b->blkid,
-							 .len = len};
+				struct pool_zil_rec r = {
+				    .ds_id = p->ds[i]->r.id, .blkid = b->blkid, .len = len};
 				if (sizeof(h) + h.used + sizeof(r) + len > POOL_ZIL_SLOT) {
 					err = zil_write_block(p, &h, block);
 					h.used = 0;
@@ -163,13 +163,13 @@ int vol_flush(struct vol *v)
 		return pool_txg_commit(p);
 	if (err)
 		return pool_err(p, err, "pool \"%s\": intent log write failed: %s", p->name,
-				strerror(-err));
+		                strerror(-err));
 	return 0;
 }
 
 /* Read and verify the log block at ADDR with sequence SEQ into BLOCK. */
 static int zil_read(struct pool *p, uint64_t addr, uint64_t txg, uint64_t seq, uint8_t *block,
-		    struct pool_zil_hdr *h)
+                    struct pool_zil_hdr *h)
 {
 	uint64_t ck[2];
 
@@ -218,8 +218,9 @@ int pool_zil_replay(struct pool *p)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->zil_nused && !err; i++) {
 		if (zil_read(p, p->zil_used[i], p->ub.txg, i, block, &h)) {
-			err = pool_err(p, -EIO, "pool \"%s\": intent log block %zu changed during open",
-				       p->name, i);
+			err = pool_err(p, -EIO,
+			               "pool \"%s\": intent log block %zu changed during open",
+			               p->name, i);
 			break;
 		}
 		for (uint32_t off = 0; off + sizeof(struct pool_zil_rec) <= h.used && !err;) {
@@ -231,7 +232,7 @@ int pool_zil_replay(struct pool *p)
 			    r.blkid >= pool_obj_nblocks(&ds->obj.d) ||
 			    (r.len && r.len != ds->obj.d.blocksize) || r.len > h.used - off) {
 				err = pool_err(p, -EBADMSG, "pool \"%s\": bad intent log record",
-					       p->name);
+				               p->name);
 				break;
 			}
 			uint64_t boff = r.blkid * ds->obj.d.blocksize;
@@ -239,7 +240,8 @@ int pool_zil_replay(struct pool *p)
 			if (boff + len > ds->obj.d.size)
 				len = ds->obj.d.size - boff;
 			if (r.len)
-				err = pool_obj_write(p, &ds->obj, block + sizeof(h) + off, len, boff);
+				err =
+				    pool_obj_write(p, &ds->obj, block + sizeof(h) + off, len, boff);
 			else
 				err = pool_obj_punch_blocks(p, &ds->obj, r.blkid, r.blkid);
 			off += r.len;

@@ -28,7 +28,8 @@ static void test_create_open_lock(void **state)
 	assert_int_equal(pool_probe(t.path, name, sizeof(name), &guid, err, sizeof(err)), 0);
 	assert_string_equal(name, "tank");
 	/* bad names and sizes */
-	assert_int_equal(pool_create("/tmp/zvm-x.img", "9bad", 64 << 20, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pool_create("/tmp/zvm-x.img", "9bad", 64 << 20, err, sizeof(err)),
+	                 -EINVAL);
 	char small[128];
 	snprintf(small, sizeof(small), "%s/small.img", t.dir);
 	assert_int_equal(pool_create(small, "s", 1 << 20, err, sizeof(err)), -EINVAL);
@@ -53,7 +54,7 @@ static void io_roundtrip(uint32_t bs, enum pool_compression comp)
 
 	TP_OK(p, vol_create(p, "v", size, bs, comp));
 	tp_write(p, "v", 0, 1 << 20, 1);
-	tp_write(p, "v", 12345, 70000, 2); /* unaligned, across blocks */
+	tp_write(p, "v", 12345, 70000, 2);      /* unaligned, across blocks */
 	tp_write(p, "v", size - 5000, 5000, 3); /* the last bytes */
 	assert_true(tp_check(p, "v", 12345, 70000, 2));
 	TP_OK(p, pool_sync(p));
@@ -109,7 +110,7 @@ static void test_holes_and_compression(void **state)
 	TP_OK(p, vol_create(p, "z", 16 << 20, 16384, POOL_COMPRESS_LZ4));
 	TP_OK(p, vol_open(p, "z", &v));
 	TP_OK(p, vol_write(v, b, 1 << 20, 0)); /* zeros: holes, no space */
-	memset(b, 'a', 1 << 20); /* compressible */
+	memset(b, 'a', 1 << 20);               /* compressible */
 	TP_OK(p, vol_write(v, b, 1 << 20, 2 << 20));
 	vol_close(v);
 	struct vol_info vi = tp_info(p, "z");
@@ -224,14 +225,14 @@ static void test_pool_full(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_open_lock),
-		cmocka_unit_test(test_io_16k_lz4),
-		cmocka_unit_test(test_io_4k_off),
-		cmocka_unit_test(test_io_128k_zstd),
-		cmocka_unit_test(test_holes_and_compression),
-		cmocka_unit_test(test_resize),
-		cmocka_unit_test(test_bad_input),
-		cmocka_unit_test(test_pool_full),
+	    cmocka_unit_test(test_create_open_lock),
+	    cmocka_unit_test(test_io_16k_lz4),
+	    cmocka_unit_test(test_io_4k_off),
+	    cmocka_unit_test(test_io_128k_zstd),
+	    cmocka_unit_test(test_holes_and_compression),
+	    cmocka_unit_test(test_resize),
+	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_pool_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,4 +105,3 @@ void check_accounting(struct pool *p)
 	assert_int_equal(all.bytes + pool_alloc_deferred(p) + log, p->alloc_sectors * POOL_SECTOR);
 	free(all.bm);
 }
-

@@ -80,15 +80,15 @@ static inline void tp_destroy(struct tpool *t)
 	rmdir(t->dir);
 }
 
-#define TP_OK(p, expr)                                                                     \
-	do {                                                                               \
-		int r_ = (expr);                                                           \
-		if (r_)                                                                    \
-			fail_msg("%s = %d: %s", #expr, r_, pool_errmsg(p));                \
+#define TP_OK(p, expr)                                                                             \
+	do {                                                                                       \
+		int r_ = (expr);                                                                   \
+		if (r_)                                                                            \
+			fail_msg("%s = %d: %s", #expr, r_, pool_errmsg(p));                        \
 	} while (0)
 
 static inline void tp_write(struct pool *p, const char *name, uint64_t off, size_t len,
-			    uint64_t seed)
+                            uint64_t seed)
 {
 	struct vol *v;
 	uint8_t *b = malloc(len);
@@ -102,7 +102,7 @@ static inline void tp_write(struct pool *p, const char *name, uint64_t off, size
 
 /* 1 if [off, off+len) of NAME holds the data of SEED. */
 static inline int tp_check(struct pool *p, const char *name, uint64_t off, size_t len,
-			   uint64_t seed)
+                           uint64_t seed)
 {
 	struct vol *v;
 	uint8_t *b = malloc(len), *e = malloc(len);

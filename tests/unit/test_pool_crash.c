@@ -22,7 +22,7 @@
 #include "test_pool_check.h"
 
 #define VSIZE (2u << 20)
-#define NOPS 6
+#define NOPS  6
 
 static uint8_t *model[NOPS + 1][2]; /* state k: content of v, of c (or NULL) */
 
@@ -208,8 +208,9 @@ static void test_crash_every_write(void **state)
 			p = tp_open(&t);
 			int obs = observed_state(p);
 			if (obs != ok && obs != ok + 1)
-				fail_msg("crash after %ld writes (torn %d): %d ops succeeded, state %d",
-					 n, torn, ok, obs);
+				fail_msg(
+				    "crash after %ld writes (torn %d): %d ops succeeded, state %d",
+				    n, torn, ok, obs);
 			struct pool_scrub_result sr;
 			TP_OK(p, pool_scrub(p, NULL, NULL, &sr));
 			check_accounting(p);
@@ -407,9 +408,9 @@ static void test_intent_log(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_crash_every_write),
-		cmocka_unit_test(test_corruption),
-		cmocka_unit_test(test_intent_log),
+	    cmocka_unit_test(test_crash_every_write),
+	    cmocka_unit_test(test_corruption),
+	    cmocka_unit_test(test_intent_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

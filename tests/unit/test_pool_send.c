@@ -242,11 +242,9 @@ static void test_resume(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_lz4),
-		cmocka_unit_test(test_roundtrip_off),
-		cmocka_unit_test(test_roundtrip_zstd),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_resume),
+	    cmocka_unit_test(test_roundtrip_lz4),  cmocka_unit_test(test_roundtrip_off),
+	    cmocka_unit_test(test_roundtrip_zstd), cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_resume),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,7 +48,8 @@ static void test_snapshot_basics(void **state)
 	check_accounting(p);
 	vv = tp_info(p, "v");
 	assert_int_equal(vv.used, vv.referenced);
-	assert_true(p->alloc_sectors * POOL_SECTOR - pool_alloc_deferred(p) <= before - va.used + 65536);
+	assert_true(p->alloc_sectors * POOL_SECTOR - pool_alloc_deferred(p) <=
+	            before - va.used + 65536);
 	tp_destroy(&t);
 }
 
@@ -101,7 +102,7 @@ static void test_clone_rollback(void **state)
 }
 
 #define MODEL_MAX 12
-#define MSIZE (1u << 20)
+#define MSIZE     (1u << 20)
 
 struct model {
 	char name[96];
@@ -226,8 +227,8 @@ static void test_random_sequence(void **state)
 			m[k].data = NULL;
 		} else if (op == 8 && is_snap) {
 			char head[64];
-			snprintf(head, sizeof(head), "%.*s", (int)(strchr(m[k].name, '@') - m[k].name),
-				 m[k].name);
+			snprintf(head, sizeof(head), "%.*s",
+			         (int)(strchr(m[k].name, '@') - m[k].name), m[k].name);
 			int r = vol_rollback(p, m[k].name, 0);
 			if (r == -EBUSY)
 				continue;
@@ -255,9 +256,9 @@ static void test_random_sequence(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_snapshot_basics),
-		cmocka_unit_test(test_clone_rollback),
-		cmocka_unit_test(test_random_sequence),
+	    cmocka_unit_test(test_snapshot_basics),
+	    cmocka_unit_test(test_clone_rollback),
+	    cmocka_unit_test(test_random_sequence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
