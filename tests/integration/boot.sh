@@ -59,6 +59,32 @@ else
 	tap_diag "$log"
 fi
 
+# Console input: bytes on stdin reach the guest's shell through the UART's
+# receive interrupt, and the guest's answer comes back on stdout.
+log="$WORK/stdin.log"
+mkfifo "$WORK/stdin"
+timeout 300 zonevm run --kernel "$K" --initrd "$I" --cmdline "$C zonevm.action=shell" \
+	<"$WORK/stdin" >"$log" 2>&1 &
+pid=$!
+exec 3>"$WORK/stdin"
+i=0
+while [ "$i" -lt 240 ] && ! grep -q "zonevm-guest: shell" "$log"; do
+	sleep 1
+	i=$((i + 1))
+done
+sleep 2
+# shellcheck disable=SC2016
+printf 'echo typed-$((6 * 7))\nexit\n' >&3
+wait "$pid"
+rc=$?
+exec 3>&-
+if [ "$rc" -eq 0 ] && grep -q "typed-42" "$log"; then
+	tap_ok "console input from stdin reaches the guest shell (UART receive interrupts)"
+else
+	tap_not_ok "console input from stdin reaches the guest shell (exit $rc)"
+	tap_diag "$log"
+fi
+
 # ---- tiny synthetic kernels: exit paths --------------------------------------
 for k in poweroff reboot crash spin; do
 	"$TESTS/mkbzimage" "$WORK/tiny-$k" "$k"
