@@ -10,6 +10,12 @@
  * the block.  This file never decides where a pointer is kept or when a
  * block is freed.
  *
+ * Blocks written to consecutive sectors (the allocator's next fit makes
+ * most of a commit consecutive) are staged and written with one pwrite;
+ * any other I/O (a read, a flush, an uberblock or log write) writes the
+ * stage out first, so ordering is exactly as if each block were written
+ * at once.
+ *
  * The test hook write_limit makes the device "stop" after N writes (each
  * later write fails with -EIO, the Nth optionally torn in half): a crash at
  * any instant, reproducibly.
@@ -27,6 +33,7 @@
 #include "pool_impl.h"
 
 #define SCRATCH_LEN (2 * 131072 + 4096)
+#define STAGE_LEN   (1u << 20)
 
 void pool_cksum(const void *buf, size_t len, uint64_t out[2])
 {
@@ -50,10 +57,46 @@ bool pool_is_zero(const void *buf, size_t len)
 	return true;
 }
 
+static int raw_write(struct pool *p, const void *buf, size_t len, uint64_t off);
+
+/* Write the staged blocks out. */
+static int stage_flush(struct pool *p)
+{
+	size_t len = p->stage_len;
+
+	if (!len)
+		return 0;
+	p->stage_len = 0;
+	return raw_write(p, p->stage, len, p->stage_sec * POOL_SECTOR);
+}
+
+/* Stage NSEC sectors for SEC, or write them when they cannot be staged. */
+static int stage_write(struct pool *p, const void *buf, uint32_t nsec, uint64_t sec)
+{
+	size_t len = (size_t)nsec * POOL_SECTOR;
+	int err = 0;
+
+	if (!p->stage)
+		return raw_write(p, buf, len, sec * POOL_SECTOR);
+	if (p->stage_len &&
+	    (sec != p->stage_sec + p->stage_len / POOL_SECTOR || p->stage_len + len > STAGE_LEN))
+		err = stage_flush(p);
+	if (err)
+		return err;
+	if (!p->stage_len)
+		p->stage_sec = sec;
+	memcpy(p->stage + p->stage_len, buf, len);
+	p->stage_len += len;
+	return 0;
+}
+
 int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
+	int err = stage_flush(p);
 
+	if (err)
+		return err;
 	while (done < len) {
 		ssize_t n = pread(p->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0) {
@@ -70,6 +113,13 @@ int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off)
 }
 
 int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off)
+{
+	int err = stage_flush(p);
+
+	return err ? err : raw_write(p, buf, len, off);
+}
+
+static int raw_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
@@ -94,6 +144,10 @@ int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 
 int pool_io_flush(struct pool *p)
 {
+	int err = stage_flush(p);
+
+	if (err)
+		return err;
 	if (p->write_limit == 0)
 		return -EIO;
 	if (fdatasync(p->fd) < 0)
@@ -105,6 +159,8 @@ int pool_blk_init(struct pool *p)
 {
 	p->scratch_len = SCRATCH_LEN;
 	p->scratch = malloc(SCRATCH_LEN);
+	p->stage = malloc(STAGE_LEN); /* without it, blocks are written one by one */
+	p->stage_len = 0;
 	return p->scratch ? 0 : -ENOMEM;
 }
 
@@ -112,6 +168,9 @@ void pool_blk_fini(struct pool *p)
 {
 	free(p->scratch);
 	p->scratch = NULL;
+	free(p->stage); /* staged blocks are dropped, as in a crash */
+	p->stage = NULL;
+	p->stage_len = 0;
 }
 
 void pool_blk_describe(const struct pool_bp *bp, char *buf, size_t len)
@@ -186,7 +245,7 @@ int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, i
 	if (err)
 		return pool_err(p, err, "pool \"%s\" is full (needed %u bytes)", p->name,
 		                nsec * POOL_SECTOR);
-	err = pool_io_write(p, src, (size_t)nsec * POOL_SECTOR, addr * POOL_SECTOR);
+	err = stage_write(p, src, nsec, addr);
 	if (err) {
 		pool_alloc_free(
 		    p, &(struct pool_bp){.addr = addr, .psize = psize, .birth = p->txg + 1});

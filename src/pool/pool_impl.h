@@ -109,6 +109,11 @@ struct pool {
 	void (*progress)(void *arg, uint64_t bytes); /* send/recv progress */
 	void *progress_arg;
 
+	/* write combining (blk.c): blocks at consecutive sectors, one pwrite */
+	uint8_t *stage;
+	uint64_t stage_sec;
+	size_t stage_len;
+
 	struct pool_arc *arc;
 	uint8_t *scratch; /* compression output, 2 x 128K + bound */
 	size_t scratch_len;
