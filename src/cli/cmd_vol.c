@@ -35,6 +35,7 @@ static void vol_usage(FILE *f)
 	    "  resize POOL/VOL SIZE\n"
 	    "  snapshot POOL/VOL@SNAP\n"
 	    "  clone POOL/VOL@SNAP POOL/NEW\n"
+	    "  promote POOL/CLONE             the clone takes over its origin's snapshots\n"
 	    "  rollback [-r] POOL/VOL@SNAP\n"
 	    "  destroy [-r] POOL/VOL[@SNAP]\n"
 	    "  list [-t volume|snapshot|all] [-o FIELDS] [-H] [-p] [-j] [POOL|POOL/VOL]\n"
@@ -386,7 +387,9 @@ static int vol_cmd_simple(const char *root, int argc, char **argv)
 	const char *rest, *cmd = argv[0];
 	struct pool *p;
 	uint64_t size = 0;
-	int want = !strcmp(cmd, "resize") ? 0 : !strcmp(cmd, "destroy") ? -1 : 1;
+	int want = !strcmp(cmd, "resize") || !strcmp(cmd, "promote") ? 0
+	           : !strcmp(cmd, "destroy")                         ? -1
+	                                                             : 1;
 	int npos = !strcmp(cmd, "resize") ? 2 : 1;
 
 	if (vol_cli_opts(argc, argv, &o, npos) || o.npos != npos) {
@@ -394,6 +397,7 @@ static int vol_cmd_simple(const char *root, int argc, char **argv)
 		        !strcmp(cmd, "resize")     ? "resize POOL/VOL SIZE"
 		        : !strcmp(cmd, "destroy")  ? "destroy [-r] POOL/VOL[@SNAP]"
 		        : !strcmp(cmd, "rollback") ? "rollback [-r] POOL/VOL@SNAP"
+		        : !strcmp(cmd, "promote")  ? "promote POOL/CLONE"
 		                                   : "snapshot POOL/VOL@SNAP");
 		return CLI_EXIT_USAGE;
 	}
@@ -409,6 +413,8 @@ static int vol_cmd_simple(const char *root, int argc, char **argv)
 		return vol_cli_done(p, vol_snapshot(p, rest));
 	if (!strcmp(cmd, "rollback"))
 		return vol_cli_done(p, vol_rollback(p, rest, o.r));
+	if (!strcmp(cmd, "promote"))
+		return vol_cli_done(p, vol_promote(p, rest));
 	return vol_cli_done(p, vol_destroy(p, rest, o.r));
 }
 
@@ -469,8 +475,9 @@ int cmd_vol_main(int argc, char **argv)
 	    {"create", vol_cmd_create},   {"import", vol_cmd_import},  {"export", vol_cmd_export},
 	    {"write", vol_cmd_write},     {"resize", vol_cmd_simple},  {"snapshot", vol_cmd_simple},
 	    {"rollback", vol_cmd_simple}, {"destroy", vol_cmd_simple}, {"clone", vol_cmd_clone},
-	    {"set", vol_cmd_set},         {"list", vol_cli_list},      {"get", vol_cli_get},
-	    {"send", vol_cli_send},       {"recv", vol_cli_recv},      {"receive", vol_cli_recv},
+	    {"promote", vol_cmd_simple},  {"set", vol_cmd_set},        {"list", vol_cli_list},
+	    {"get", vol_cli_get},         {"send", vol_cli_send},      {"recv", vol_cli_recv},
+	    {"receive", vol_cli_recv},
 	};
 	const char *root;
 

@@ -132,6 +132,9 @@ int vol_punch(struct vol *v, uint64_t off, uint64_t len);
 int vol_resize(struct pool *p, const char *name, uint64_t size);
 int vol_snapshot(struct pool *p, const char *snapname);
 int vol_clone(struct pool *p, const char *snapname, const char *newname);
+/* Make clone NAME independent of its origin: the origin snapshot and the
+ * snapshots before it move to NAME, and the origin's volume becomes a clone. */
+int vol_promote(struct pool *p, const char *name);
 /* Roll back to SNAP; RECURSIVE destroys newer snapshots first. */
 int vol_rollback(struct pool *p, const char *snapname, int recursive);
 /* Destroy a volume (RECURSIVE: with its snapshots) or a snapshot. */

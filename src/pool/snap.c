@@ -306,6 +306,81 @@ int pool_clone_new(struct pool *p, struct pool_ds *s, const char *name, struct p
 	return 0;
 }
 
+struct promote_ctx {
+	uint64_t *seen;
+	uint64_t bytes, logical;
+};
+
+static int promote_fn(struct pool *p, void *arg, const struct pool_bp *bp, int level,
+                      uint64_t blkid)
+{
+	struct promote_ctx *c = arg;
+
+	if (pool_bp_is_hole(bp))
+		return 0;
+	if ((c->seen[bp->addr / 64] >> (bp->addr % 64)) & 1)
+		return 1;
+	c->seen[bp->addr / 64] |= 1ull << (bp->addr % 64);
+	c->bytes += pool_bp_asize(bp);
+	c->logical += bp->lsize;
+	return 0;
+}
+
+/*
+ * Promote clone C of snapshot S of volume V: S and V's snapshots before it
+ * move to C, and V becomes a clone of S.  Deadlists stay where they are
+ * (each is relative to its dataset's prev_snap, which does not change);
+ * what moves is the charge for the blocks those snapshots hold that were
+ * born in V's own lineage - found by walking them (not O(1), as in ZFS).
+ */
+int vol_promote(struct pool *p, const char *name)
+{
+	char clash[POOL_ERRMSG_MAX / 2] = "";
+	struct promote_ctx c = {0};
+	struct pool_ds *cl, *s, *v, *x, *vo;
+	int err;
+
+	if ((err = snap_prepare(p, name, 0, &cl)) != 0)
+		return err;
+	s = pool_ds_get(p, cl->r.origin_id);
+	v = s ? pool_ds_head(p, s) : NULL;
+	if (!s || !v)
+		return pool_err(p, -EINVAL, "%s/%s is not a clone", p->name, name);
+	for (x = s; x && x->r.type == POOL_DS_SNAPSHOT && x->r.head_id == v->r.id;
+	     x = pool_ds_get(p, x->r.prev_snap_id)) {
+		for (size_t i = 0; i < p->nds; i++)
+			if (p->ds[i] && p->ds[i]->r.type == POOL_DS_SNAPSHOT &&
+			    p->ds[i]->r.head_id == cl->r.id && !strcmp(p->ds[i]->r.name, x->r.name))
+				pool_strlist_add(clash, sizeof(clash), "%s/%s@%s", p->name, name,
+				                 x->r.name);
+	}
+	if (clash[0])
+		return pool_err(p, -EEXIST, "cannot promote %s/%s: snapshot names clash: %s",
+		                p->name, name, clash);
+	vo = pool_ds_get(p, v->r.origin_id);
+	c.seen = calloc((p->nsectors + 63) / 64, sizeof(uint64_t));
+	if (!c.seen)
+		return -ENOMEM;
+	for (x = s; !err && x && x->r.type == POOL_DS_SNAPSHOT && x->r.head_id == v->r.id;
+	     x = pool_ds_get(p, x->r.prev_snap_id))
+		err = pool_obj_walk(p, &x->obj.d, vo ? vo->r.creation_txg : 0, promote_fn, &c);
+	free(c.seen);
+	if (err)
+		return err;
+	for (x = s; x && x->r.type == POOL_DS_SNAPSHOT && x->r.head_id == v->r.id;) {
+		struct pool_ds *prev = pool_ds_get(p, x->r.prev_snap_id);
+		x->r.head_id = cl->r.id;
+		x = prev;
+	}
+	cl->r.origin_id = v->r.origin_id;
+	v->r.origin_id = s->r.id;
+	v->r.used -= c.bytes;
+	v->r.used_logical -= c.logical;
+	cl->r.used += c.bytes;
+	cl->r.used_logical += c.logical;
+	return finish(p, 0);
+}
+
 int vol_rollback(struct pool *p, const char *snapname, int recursive)
 {
 	char newer[POOL_ERRMSG_MAX / 2] = "", clones[POOL_ERRMSG_MAX / 2] = "";

@@ -105,8 +105,13 @@ ok "$Z" vol get -H -p size tank/c1
 [ "$(cut -f3 "$T/out")" = "67108864" ] || fail "set size"
 ok "$Z" vol list -j -t all
 grep -q '"name":	"tank/c1"' "$T/out" || fail "list -j: $(cat "$T/out")"
-ok "$Z" vol destroy tank/c1
-ok "$Z" vol destroy tank/v@s1
+ok "$Z" vol snapshot tank/c1@mine
+must_fail 'is not a clone' "$Z" vol promote tank/v
+ok "$Z" vol promote tank/c1
+ok "$Z" vol get -H origin tank/v
+[ "$(cut -f3 "$T/out")" = "tank/c1@s1" ] || fail "promote: origin of v is $(cat "$T/out")"
+ok "$Z" vol promote tank/v
+ok "$Z" vol destroy -r tank/c1
 
 # send / recv
 ok "$Z" vol snapshot tank/v@a

@@ -101,6 +101,46 @@ static void test_clone_rollback(void **state)
 	tp_destroy(&t);
 }
 
+static void test_promote(void **state)
+{
+	struct tpool t;
+	struct pool *p = tp_create(&t, 128 << 20);
+	(void)state;
+
+	TP_OK(p, vol_create(p, "base", 4 << 20, 4096, POOL_COMPRESS_LZ4));
+	tp_write(p, "base", 0, 4 << 20, 1);
+	TP_OK(p, vol_snapshot(p, "base@a"));
+	tp_write(p, "base", 0, 1 << 20, 2);
+	TP_OK(p, vol_snapshot(p, "base@b"));
+	tp_write(p, "base", 0, 65536, 3);
+	TP_OK(p, vol_snapshot(p, "base@c"));
+	TP_OK(p, vol_clone(p, "base@b", "vm"));
+	tp_write(p, "vm", 2 << 20, 65536, 4);
+	TP_OK(p, vol_snapshot(p, "vm@x"));
+	check_accounting(p);
+	assert_int_equal(vol_promote(p, "base"), -EINVAL);
+	TP_OK(p, vol_promote(p, "vm"));
+	check_accounting(p);
+	struct vol_info vi = tp_info(p, "base");
+	assert_string_equal(vi.origin, "vm@b");
+	assert_string_equal(tp_info(p, "vm").origin, "");
+	assert_true(tp_check(p, "vm@a", 0, 4 << 20, 1));
+	assert_true(tp_check(p, "vm@b", 0, 1 << 20, 2));
+	assert_true(tp_check(p, "base@c", 0, 65536, 3));
+	assert_int_equal(vol_get_info(p, "base@a", &vi), -ENOENT);
+	/* now the old parent can go, and the promoted clone keeps everything */
+	TP_OK(p, vol_destroy(p, "base", 1));
+	check_accounting(p);
+	assert_true(tp_check(p, "vm@a", 0, 4 << 20, 1));
+	assert_true(tp_check(p, "vm", 2 << 20, 65536, 4));
+	tp_close(&t);
+	p = tp_open(&t);
+	check_accounting(p);
+	TP_OK(p, vol_destroy(p, "vm", 1));
+	check_accounting(p);
+	tp_destroy(&t);
+}
+
 #define MODEL_MAX 12
 #define MSIZE     (1u << 20)
 
@@ -258,6 +298,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_snapshot_basics),
 	    cmocka_unit_test(test_clone_rollback),
+	    cmocka_unit_test(test_promote),
 	    cmocka_unit_test(test_random_sequence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
