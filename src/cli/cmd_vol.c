@@ -374,7 +374,7 @@ static int vol_cmd_write(const char *root, int argc, char **argv)
 		pool_abandon(p);
 		return CLI_EXIT_ERROR;
 	}
-	pool_test_dirty_max(p, UINT64_MAX); /* one commit at the end, or none */
+	pool_set_dirty_max(p, UINT64_MAX); /* one commit at the end, or none */
 	err = copy_in(p, v, fd, off, "write");
 	vol_close(v);
 	close(fd);

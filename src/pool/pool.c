@@ -440,7 +440,7 @@ void pool_test_write_limit(struct pool *p, long n, int torn)
 	p->write_torn = torn;
 }
 
-void pool_test_dirty_max(struct pool *p, uint64_t bytes)
+void pool_set_dirty_max(struct pool *p, uint64_t bytes)
 {
 	p->dirty_max = bytes;
 }

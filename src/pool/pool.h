@@ -171,6 +171,13 @@ int pool_compression_parse(const char *s, enum pool_compression *out);
  * receive: it is what vol_recv_token() returned on the receiving side.
  */
 int vol_send(struct pool *p, const char *snapname, const char *fromsnap, const char *token, int fd);
+/*
+ * Dirty bytes past which vol_write commits on its own (default 64 MiB).
+ * UINT64_MAX: never; then a write that fails (a full pool, bad input)
+ * leaves the disk unchanged, and the caller commits once at the end.
+ */
+void pool_set_dirty_max(struct pool *p, uint64_t bytes);
+
 /* Called with the bytes of each stream record sent or received (NULL: off). */
 void pool_set_progress(struct pool *p, void (*fn)(void *arg, uint64_t bytes), void *arg);
 /* Receive a stream from FD into volume NAME (created, or updated incrementally). */
@@ -187,7 +194,5 @@ int vol_recv_abort(struct pool *p, const char *name);
  * had stopped; with TORN, the Nth write is cut in half.  -1 disables.
  */
 void pool_test_write_limit(struct pool *p, long n, int torn);
-/* Dirty bytes that make vol_write commit on its own (default 64 MiB). */
-void pool_test_dirty_max(struct pool *p, uint64_t bytes);
 
 #endif

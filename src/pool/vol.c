@@ -237,7 +237,9 @@ int vol_write(struct vol *v, const void *buf, size_t len, uint64_t off)
 	if ((err = range_check(p, ds, len, off)) != 0)
 		return err;
 	if (pool_alloc_reserve_check(p, len + ds->obj.d.blocksize)) {
-		err = pool_txg_commit(p); /* dirty data may be holding the reserve */
+		/* dirty data may be holding the reserve, unless the caller wants
+		 * no commit but its own */
+		err = p->dirty_max == UINT64_MAX ? 0 : pool_txg_commit(p);
 		if (err)
 			return err;
 		if (pool_alloc_reserve_check(p, len + ds->obj.d.blocksize))

@@ -85,6 +85,15 @@ head -c 5000 /dev/urandom | "$Z" vol write tank/v 1M - || fail "write from stdin
 "$Z" vol export tank/v - | dd bs=1 skip=12345 count=100000 2>/dev/null | cmp - "$T/w" ||
 	fail "written bytes differ"
 
+# a full pool: refused, and unchanged
+ok "$Z" pool create small "$T/small.img" --size 16M
+ok "$Z" vol create small/v 64M --compression off
+head -c 30M /dev/urandom >"$T/rand30"
+tsm=$(txg small)
+must_fail 'pool "small" is full' "$Z" vol write small/v 0 "$T/rand30"
+[ "$(txg small)" = "$tsm" ] || fail "a write into a full pool changed it"
+ok "$Z" pool destroy small
+
 # snapshots, clones, rollback, destroy
 ok "$Z" vol snapshot tank/v@s1
 ok "$Z" vol clone tank/v@s1 tank/c1

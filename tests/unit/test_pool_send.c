@@ -194,7 +194,7 @@ static void test_resume(void **state)
 	off_t len = lseek(fd, 0, SEEK_END);
 	assert_int_equal(ftruncate(fd, len * 2 / 3), 0);
 	lseek(fd, 0, SEEK_SET);
-	pool_test_dirty_max(pd, 1 << 20); /* commit progress often */
+	pool_set_dirty_max(pd, 1 << 20); /* commit progress often */
 	assert_int_equal(vol_recv(pd, "v", fd, 1), -EBADMSG);
 	assert_non_null(strstr(pool_errmsg(pd), "resume with"));
 	close(fd);
