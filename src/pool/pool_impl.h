@@ -3,18 +3,19 @@
  * src/pool and by nothing else (other folders include only pool.h).
  *
  * Layering, bottom up, one file each:
- *   io.c     device reads, writes, flushes, the write-stop test hook
+ *   blk.c    device I/O (write staging, the write-stop test hook) and one
+ *            block: compress, checksum, allocate, write; read, verify
  *   alloc.c  sector bitmap, deferred frees, rebuild by traversal at open
- *   blk.c    one block: compress, checksum, allocate, write; read, verify
  *   arc.c    the adaptive replacement cache of verified, decompressed blocks
  *   tree.c   an object's block tree: dirty leaves, sync (copy on write), walk
- *   label.c  labels and the uberblock ring
  *   dir.c    the dataset directory, names, birth/kill accounting
- *   txg.c    commit order
+ *   txg.c    labels, the uberblock ring, commit order
  *   pool.c   create, open, close, lock, status, scrub
  *   vol.c    volume I/O, create, resize, properties
  *   snap.c   snapshot, clone, rollback, destroy (the deadlist rule)
- *   stream.c, send.c, recv.c   the send stream
+ *   zil.c    the intent log: vol_flush without a commit, replay at open
+ *   send.c, recv.c   the send stream (format in stream.h)
+ *   tree_sync.c      the copy-on-write sync and walks of tree.c's trees
  */
 #ifndef ZONEVM_POOL_IMPL_H
 #define ZONEVM_POOL_IMPL_H
@@ -134,7 +135,7 @@ uint64_t pool_now(void);
 uint64_t pool_random64(void);
 void pool_cksum(const void *buf, size_t len, uint64_t out[2]);
 
-/* io.c */
+/* blk.c: device I/O */
 int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off);
 int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off);
 int pool_io_flush(struct pool *p);
@@ -225,7 +226,7 @@ int pool_obj_walk(struct pool *p, const struct pool_objdesc *d, uint64_t mintxg,
                   void *arg);
 uint64_t pool_obj_nblocks(const struct pool_objdesc *d);
 
-/* label.c */
+/* txg.c: labels and uberblocks */
 int pool_label_write_new(struct pool *p);
 int pool_label_read(int fd, uint64_t devsize, struct pool_label *out, char *err, size_t errlen);
 /* Uberblocks that verify, newest first (at most N). */
