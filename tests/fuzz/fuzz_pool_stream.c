@@ -13,6 +13,8 @@
 #include "fuzz_pool_common.h"
 
 static uint8_t *tmpl;
+static uint32_t *pages; /* non-zero 4 KiB pages of the template */
+static size_t npages;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,6 +39,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (pool_close(p))
 		abort();
 	tmpl = fz_read_image();
+	pages = malloc(FZ_POOL_SIZE / 4096 * sizeof(*pages));
+	for (uint32_t i = 0; pages && i < FZ_POOL_SIZE / 4096; i++)
+		for (uint32_t k = 0; k < 4096; k++)
+			if (tmpl[(size_t)i * 4096 + k]) {
+				pages[npages++] = i;
+				break;
+			}
 	return 0;
 }
 
@@ -47,7 +56,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	fz_write_image(tmpl, FZ_POOL_SIZE);
+	/* restore the template: truncate, then only its non-zero pages */
+	int img = open(fz_path, O_RDWR | O_TRUNC);
+	if (img < 0 || ftruncate(img, FZ_POOL_SIZE) < 0)
+		abort();
+	for (size_t i = 0; i < npages; i++)
+		if (pwrite(img, tmpl + (size_t)pages[i] * 4096, 4096, (off_t)pages[i] * 4096) !=
+		    4096)
+			abort();
+	close(img);
 	fd = memfd_create("stream", 0);
 	if (fd < 0 || write(fd, data + 1, size - 1) != (ssize_t)(size - 1))
 		abort();
