@@ -251,6 +251,37 @@ static void test_ids_and_caps(void **state)
 	assert_int_equal(cfg_r(f, c + 4, 4), MSIX_TAB);
 }
 
+/* VIRTIO_PCI_CAP_PCI_CFG: the BAR through config space, decoded or not. */
+static void test_pci_cfg_cap(void **state)
+{
+	struct fx *f = *state;
+	unsigned c = find_cap(f, 5);
+
+	assert_true(c);
+	assert_int_equal(cfg_r(f, c + 2, 1), 20);
+	/* Memory decoding is off: the window still reaches the registers. */
+	cfg_w(f, c + 4, 1, 0);
+	cfg_w(f, c + 8, 4, CC_NUMQ);
+	cfg_w(f, c + 12, 4, 2);
+	assert_int_equal(cfg_r(f, c + 16, 4), 1); /* num_queues */
+	cfg_w(f, c + 8, 4, CC_DFSEL);
+	cfg_w(f, c + 12, 4, 4);
+	cfg_w(f, c + 16, 4, 1);
+	enable_mem(f);
+	assert_int_equal(bar_r(f, CC_DFSEL, 4), 1);
+	/* Hostile windows read as zero and write nothing. */
+	cfg_w(f, c + 4, 1, 3); /* BAR3 does not exist */
+	assert_int_equal(cfg_r(f, c + 16, 4), 0);
+	cfg_w(f, c + 4, 1, 0);
+	cfg_w(f, c + 12, 4, 3); /* bad length */
+	assert_int_equal(cfg_r(f, c + 16, 4), 0);
+	cfg_w(f, c + 8, 4, 0xfffffffe); /* past the BAR */
+	cfg_w(f, c + 12, 4, 4);
+	cfg_w(f, c + 16, 4, 0xdead);
+	assert_int_equal(cfg_r(f, c + 16, 4), 0);
+	assert_int_equal(bar_r(f, CC_DFSEL, 4), 1);
+}
+
 static void test_bar_sizing_and_moves(void **state)
 {
 	struct fx *f = *state;
@@ -500,6 +531,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_ids_and_caps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pci_cfg_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bar_sizing_and_moves, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_features, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_and_msix, setup, teardown),

@@ -107,6 +107,8 @@ struct pci_func;
 struct pci_func_ops {
 	/* Optional: called after the generic config write was applied. */
 	void (*cfg_written)(struct pci_func *f, unsigned off, unsigned len, uint32_t old);
+	/* Optional: called before a config read, to refresh bytes of cfg. */
+	void (*cfg_reading)(struct pci_func *f, unsigned off, unsigned len);
 };
 
 struct pci_func {

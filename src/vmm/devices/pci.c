@@ -5,7 +5,7 @@
  * and the generic write semantics every function shares: a write changes
  * only the bits of wmask, and clears the bits of w1cmask it writes as one.
  * A function's own behaviour (BAR moves, MSI-X enable) hangs off its
- * cfg_written callback.  Absent functions read as all ones.
+ * cfg_written and cfg_reading callbacks.  Absent functions read as all ones.
  *
  *   0xCF8  CONFIG_ADDRESS: bit 31 enable | bus 23:16 | dev 15:11 | fn 10:8 | reg 7:2
  *   0xCFC  CONFIG_DATA: 1, 2 or 4 bytes at reg + (port - 0xCFC)
@@ -95,6 +95,8 @@ uint32_t pci_cfg_read(struct pci_bus *bus, unsigned dev, unsigned fn, unsigned o
 	if (!f) {
 		v = len == 4 ? 0xffffffffu : (1u << (8 * len)) - 1;
 	} else {
+		if (f->ops && f->ops->cfg_reading)
+			f->ops->cfg_reading(f, off, len);
 		for (unsigned i = 0; i < len; i++)
 			v |= (uint32_t)f->cfg[off + i] << (8 * i);
 	}

@@ -21,6 +21,8 @@
  *
  *   config space: header | 0x40 common cap -> 0x50 notify cap -> 0x64 ISR
  *   cap -> 0x74 device cap (if the device has config) -> 0x84 MSI-X cap
+ *   -> 0x90 PCI configuration access cap (the BAR through config space:
+ *   bar, offset, length, then pci_cfg_data reads or writes the BAR)
  *
  * Guest values are never trusted: a bad queue setup breaks the device
  * (NEEDS_RESET plus a config interrupt), a register outside the layout
@@ -55,6 +57,7 @@
 #define VPCI_CAP_NOTIFY 2
 #define VPCI_CAP_ISR    3
 #define VPCI_CAP_DEVICE 4
+#define VPCI_CAP_PCICFG 5
 #define PCI_CAP_VNDR    0x09
 #define PCI_CMD_MEMORY  0x0002
 #define PCI_STATUS_CAPS 0x0010
@@ -64,6 +67,7 @@
 #define VPCI_CAPOFF_ISR    0x64u
 #define VPCI_CAPOFF_DEVICE 0x74u
 #define VPCI_CAPOFF_MSIX   0x84u
+#define VPCI_CAPOFF_PCICFG 0x90u
 
 /* PCI class code per virtio device type; unknown types are "other". */
 static const struct {
@@ -227,23 +231,64 @@ static void vpci_update_bar(struct vpci *v)
 	vpci_doorbells(v, want, true);
 }
 
+/*
+ * The PCI configuration access capability: the window the guest chose
+ * (BAR0 only, 1, 2 or 4 bytes inside the BAR), or false.
+ */
+static bool vpci_pcicfg_window(const struct pci_func *f, uint32_t *off, unsigned *len)
+{
+	const uint8_t *c = &f->cfg[VPCI_CAPOFF_PCICFG];
+
+	*off = vpci_cfg32(f, VPCI_CAPOFF_PCICFG + 8);
+	*len = vpci_cfg32(f, VPCI_CAPOFF_PCICFG + 12);
+	if (c[4] != 0 || (*len != 1 && *len != 2 && *len != 4))
+		return false;
+	return *off < VPCI_BAR_SIZE && *len <= VPCI_BAR_SIZE - *off;
+}
+
+static bool vpci_touches(unsigned off, unsigned len, unsigned reg, unsigned reg_len)
+{
+	return off < reg + reg_len && off + len > reg;
+}
+
 /* Called with the bus lock held, after the generic write. */
 static void vpci_cfg_written(struct pci_func *f, unsigned off, unsigned len, uint32_t old)
 {
 	struct vpci *v = f->ctx;
 	const unsigned ctl = VPCI_CAPOFF_MSIX + 2;
+	uint32_t win_off;
+	unsigned win_len;
 
 	(void)old;
 	pthread_mutex_lock(&v->lock);
-	if ((off < 0x06 && off + len > 0x04) || (off < 0x14 && off + len > 0x10))
+	if (vpci_touches(off, len, 0x04, 2) || vpci_touches(off, len, 0x10, 4))
 		vpci_update_bar(v);
-	if (off < ctl + 2 && off + len > ctl)
+	if (vpci_touches(off, len, ctl, 2))
 		msix_set_control(&v->msix, (uint16_t)(f->cfg[ctl] | f->cfg[ctl + 1] << 8));
 	pthread_mutex_unlock(&v->lock);
+	/* A write to pci_cfg_data is a write to the BAR (which takes the lock). */
+	if (vpci_touches(off, len, VPCI_CAPOFF_PCICFG + 16, 4) &&
+	    vpci_pcicfg_window(f, &win_off, &win_len))
+		vpci_bar_write(v, win_off, win_len, vpci_cfg32(f, VPCI_CAPOFF_PCICFG + 16));
+}
+
+/* Called with the bus lock held, before a read: pci_cfg_data reads the BAR. */
+static void vpci_cfg_reading(struct pci_func *f, unsigned off, unsigned len)
+{
+	uint32_t win_off, val = 0;
+	unsigned win_len;
+
+	if (!vpci_touches(off, len, VPCI_CAPOFF_PCICFG + 16, 4))
+		return;
+	if (vpci_pcicfg_window(f, &win_off, &win_len))
+		val = (uint32_t)vpci_bar_read(f->ctx, win_off, win_len);
+	for (unsigned i = 0; i < 4; i++)
+		f->cfg[VPCI_CAPOFF_PCICFG + 16 + i] = (uint8_t)(val >> (8 * i));
 }
 
 static const struct pci_func_ops vpci_func_ops = {
     .cfg_written = vpci_cfg_written,
+    .cfg_reading = vpci_cfg_reading,
 };
 
 /* ---- setup ----------------------------------------------------------------- */
@@ -302,7 +347,11 @@ static void vpci_init_config(struct vpci *v, uint64_t bar_addr)
 	if (v->dev->config_len)
 		vpci_vndr_cap(f, VPCI_CAPOFF_DEVICE, VPCI_CAPOFF_MSIX, VPCI_CAP_DEVICE,
 		              VPCI_DEVCFG_OFF, VPCI_REGION, 16);
-	msix_cap_init(f, VPCI_CAPOFF_MSIX, 0, v->msix.nvec, 0, VPCI_MSIX_OFF, VPCI_PBA_OFF);
+	msix_cap_init(f, VPCI_CAPOFF_MSIX, VPCI_CAPOFF_PCICFG, v->msix.nvec, 0, VPCI_MSIX_OFF,
+	              VPCI_PBA_OFF);
+	vpci_vndr_cap(f, VPCI_CAPOFF_PCICFG, 0, VPCI_CAP_PCICFG, 0, 0, 20);
+	f->wmask[VPCI_CAPOFF_PCICFG + 4] = 0xff;             /* bar */
+	memset(&f->wmask[VPCI_CAPOFF_PCICFG + 8], 0xff, 12); /* offset, length, data */
 	f->ops = &vpci_func_ops;
 	f->ctx = v;
 }
