@@ -39,29 +39,29 @@ while [ "$i" -lt "$TRIALS" ]; do
 	0 | 1)
 		op=write
 		head -c 16M /dev/urandom >"$new"
-		"$Z" vol write tank/v 0 "$new" &
+		"$Z" vol write tank/v 0 "$new" 2>"$T/cmd.err" &
 		;;
 	2)
 		op=snapshot
-		"$Z" vol snapshot "tank/v@s$i" &
+		"$Z" vol snapshot "tank/v@s$i" 2>"$T/cmd.err" &
 		;;
 	3)
 		op=clone+destroy
-		("$Z" vol clone tank/v@base "tank/c$i" && "$Z" vol destroy "tank/c$i") &
+		("$Z" vol clone tank/v@base "tank/c$i" && "$Z" vol destroy "tank/c$i") 2>"$T/cmd.err" &
 		;;
 	4)
 		op=recv
-		"$Z" vol recv "tank/r$i" <"$T/stream" &
+		"$Z" vol recv "tank/r$i" <"$T/stream" 2>"$T/cmd.err" &
 		;;
 	esac
 	pid=$!
-	sleep "0.$(rand 3)$(rand 10)$(rand 10)"
+	sleep "0.0$(rand 8)$(rand 10)"
 	if kill -9 "$pid" 2>/dev/null; then
 		killed=$((killed + 1))
 		wait "$pid" 2>/dev/null || true
 		finished=0
 	else
-		wait "$pid" && finished=1 || fail "the command failed on its own"
+		wait "$pid" && finished=1 || fail "the command failed on its own: $(cat "$T/cmd.err")"
 	fi
 	"$Z" pool scrub tank >"$T/scrub" 2>&1 || fail "scrub: $(cat "$T/scrub")"
 	"$Z" vol export tank/v "$T/now" 2>"$T/err" || fail "export: $(cat "$T/err")"
@@ -77,5 +77,9 @@ while [ "$i" -lt "$TRIALS" ]; do
 	"$Z" vol list -t all >/dev/null || fail "list"
 	# leftovers of an interrupted receive are discarded, not kept
 	"$Z" vol recv -A "tank/r$i" >/dev/null 2>&1 || true
+	# keep the pool from filling up: old snapshots, clones, received copies go
+	for d in $("$Z" vol list -t all -H -o name | grep -e '@s' -e '/c' -e '/r' || true); do
+		"$Z" vol destroy -r "$d" 2>/dev/null || true
+	done
 done
 echo "crash_kill.sh: $TRIALS trials, $killed killed mid-command, all consistent"
