@@ -31,7 +31,7 @@ static void vol_usage(FILE *f)
 	    "  create POOL/VOL SIZE [--blocksize B] [--compression off|lz4|zstd]\n"
 	    "  import POOL/VOL FILE [--blocksize B] [--compression C]  (zero blocks become holes)\n"
 	    "  export POOL/VOL[@SNAP] FILE|-\n"
-	    "  write POOL/VOL OFFSET FILE|-\n"
+	    "  write POOL/VOL OFFSET FILE|- [--flush BYTES]  (--flush: durable every BYTES)\n"
 	    "  resize POOL/VOL SIZE\n"
 	    "  snapshot POOL/VOL@SNAP\n"
 	    "  clone POOL/VOL@SNAP POOL/NEW\n"
@@ -77,6 +77,8 @@ int vol_cli_opts(int argc, char **argv, struct vol_cli_opts *o, int maxpos)
 			val = &o->blocksize;
 		else if (!strcmp(a, "--compression") || !strcmp(a, "-c"))
 			val = &o->compression;
+		else if (!strcmp(a, "--flush"))
+			val = &o->flush;
 		else if (a[0] == '-' && a[1]) {
 			cli_err("vol %s: unknown option \"%s\"", argv[0], a);
 			return -EINVAL;
@@ -203,11 +205,18 @@ static ssize_t read_full(int fd, uint8_t *buf, size_t len)
 }
 
 /* Copy FD into V from OFF until end of input; fails past the end of V. */
-static int copy_in(struct pool *p, struct vol *v, int fd, uint64_t off, const char *what)
+/*
+ * Copy FD into V from OFF until end of input; fails past the end of V.
+ * FLUSH_EVERY > 0: make the data durable (vol_flush, the intent log) after
+ * each FLUSH_EVERY bytes and print "flushed N" on stdout once it is.
+ */
+static int copy_in(struct pool *p, struct vol *v, int fd, uint64_t off, const char *what,
+                   uint64_t flush_every)
 {
 	struct pool_cli_progress pr;
 	struct stat st;
 	uint8_t *buf = malloc(CHUNK);
+	uint64_t total = 0, unflushed = 0;
 	int err = 0;
 
 	if (!buf)
@@ -227,6 +236,15 @@ static int copy_in(struct pool *p, struct vol *v, int fd, uint64_t off, const ch
 		if (err)
 			break;
 		off += (uint64_t)n;
+		total += (uint64_t)n;
+		unflushed += (uint64_t)n;
+		if (flush_every && unflushed >= flush_every) {
+			if ((err = vol_flush(v)) != 0)
+				break;
+			unflushed = 0;
+			printf("flushed %llu\n", (unsigned long long)total);
+			fflush(stdout);
+		}
 		pool_cli_progress_add(&pr, (uint64_t)n);
 	}
 	pool_cli_progress_end(&pr);
@@ -265,7 +283,7 @@ static int vol_cmd_import(const char *root, int argc, char **argv)
 	uint64_t size = ((uint64_t)st.st_size + bs - 1) / bs * bs;
 	err = vol_create(p, rest, size, bs, c);
 	if (!err && !(err = vol_open(p, rest, &v))) {
-		err = copy_in(p, v, fd, 0, "import");
+		err = copy_in(p, v, fd, 0, "import", 0);
 		vol_close(v);
 		if (err) { /* leave no half-imported volume */
 			char msg[POOL_ERRMSG_MAX];
@@ -346,7 +364,12 @@ static int vol_cmd_write(const char *root, int argc, char **argv)
 	int fd, err;
 
 	if (vol_cli_opts(argc, argv, &o, 3) || o.npos != 3) {
-		cli_err("usage: zonevm vol write POOL/VOL OFFSET FILE|-");
+		cli_err("usage: zonevm vol write POOL/VOL OFFSET FILE|- [--flush BYTES]");
+		return CLI_EXIT_USAGE;
+	}
+	uint64_t flush_every = 0;
+	if (o.flush && (cli_parse_size(o.flush, &flush_every) || !flush_every)) {
+		cli_err("invalid --flush \"%s\"", o.flush);
 		return CLI_EXIT_USAGE;
 	}
 	if (cli_parse_size(o.pos[1], &off)) {
@@ -375,7 +398,7 @@ static int vol_cmd_write(const char *root, int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	pool_set_dirty_max(p, UINT64_MAX); /* one commit at the end, or none */
-	err = copy_in(p, v, fd, off, "write");
+	err = copy_in(p, v, fd, off, "write", flush_every);
 	vol_close(v);
 	close(fd);
 	return vol_cli_done(p, err);

@@ -15,7 +15,7 @@ struct pool;
 
 struct vol_cli_opts {
 	int H, p, j, r, s, A;
-	const char *t, *o, *i, *blocksize, *compression;
+	const char *t, *o, *i, *blocksize, *compression, *flush;
 	const char *pos[8];
 	int npos;
 };

@@ -76,7 +76,9 @@ ref=$(cut -f3 "$T/out")
 
 # write at an offset, too long, from stdin
 head -c 100000 /dev/urandom >"$T/w"
-ok "$Z" vol write tank/v 12345 "$T/w"
+ok "$Z" vol write --flush 32K tank/v 12345 "$T/w"
+grep -q '^flushed 65536$' "$T/out" || fail "--flush: $(cat "$T/out")"
+must_fail 'invalid --flush' "$Z" vol write --flush 0 tank/v 0 "$T/w"
 t1=$(txg tank)
 head -c 40M /dev/zero >"$T/big"
 must_fail 'do not fit' "$Z" vol write tank/v 0 "$T/big"

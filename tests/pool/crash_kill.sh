@@ -1,9 +1,11 @@
 #!/bin/sh
 # crash_kill.sh - kill zonevm with SIGKILL at random instants during writes,
-# snapshots, clones, destroys and receives; after each kill the pool must
-# open, scrub clean, and the volume must read back exactly as the last
-# command that finished left it, or as the killed one would have (never a
-# mix, never garbage).
+# flushed writes, snapshots, clones, destroys and receives; after each kill
+# the pool must open, scrub clean, and the volume must read back exactly as
+# the last command that finished left it, or as the killed one would have
+# (never a mix, never garbage) - except a write with --flush, which must
+# read back new data up to at least the last "flushed N" it printed, then
+# the old data.
 # Usage: crash_kill.sh PATH-TO-ZONEVM   (ZONEVM_CRASH_TRIALS, default 30)
 set -eu
 
@@ -32,14 +34,22 @@ rand() { # 0..$1-1
 }
 
 killed=0
+flushed_more=0
+acked=0
 while [ "$i" -lt "$TRIALS" ]; do
 	i=$((i + 1))
 	new="$T/new"
-	case $(rand 5) in
-	0 | 1)
+	case $(rand 6) in
+	0)
 		op=write
 		head -c 16M /dev/urandom >"$new"
 		"$Z" vol write tank/v 0 "$new" 2>"$T/cmd.err" &
+		;;
+	1 | 5)
+		op=flush
+		head -c 16M /dev/urandom >"$new"
+		: >"$T/flushed"
+		"$Z" vol write --flush 1M tank/v 0 "$new" >"$T/flushed" 2>"$T/cmd.err" &
 		;;
 	2)
 		op=snapshot
@@ -71,6 +81,18 @@ while [ "$i" -lt "$TRIALS" ]; do
 		elif [ "$finished" = 1 ] || ! cmp -s "$T/now" "$T/model"; then
 			fail "the volume is neither the old nor the new content"
 		fi
+	elif [ "$op" = flush ]; then
+		f=$(sed -n 's/^flushed //p' "$T/flushed" | tail -1)
+		d=$(cmp "$T/now" "$new" 2>/dev/null | sed -n 's/.* byte \([0-9]*\),.*/\1/p')
+		x=$((16 * 1024 * 1024))
+		[ -z "$d" ] || x=$(((d - 1) / 4096 * 4096))
+		[ "$finished" = 0 ] || [ "$x" -eq $((16 * 1024 * 1024)) ] ||
+			fail "a finished write reads back new data only up to $x"
+		[ "$x" -ge "${f:-0}" ] || fail "${f} bytes were flushed but only $x read back"
+		cmp -s -i "$x" "$T/now" "$T/model" || fail "past $x the volume is not the old data"
+		[ "$x" -gt "${f:-0}" ] && flushed_more=$((flushed_more + 1))
+		[ "$finished" = 0 ] && [ "${f:-0}" -gt 0 ] && acked=$((acked + 1))
+		cp "$T/now" "$T/model"
 	else
 		cmp -s "$T/now" "$T/model" || fail "the volume changed"
 	fi
@@ -82,4 +104,5 @@ while [ "$i" -lt "$TRIALS" ]; do
 		"$Z" vol destroy -r "$d" 2>/dev/null || true
 	done
 done
-echo "crash_kill.sh: $TRIALS trials, $killed killed mid-command, all consistent"
+echo "crash_kill.sh: $TRIALS trials, $killed killed mid-command, all consistent" \
+	"(killed after an acknowledged flush: $acked; more than acknowledged was there: $flushed_more)"
