@@ -224,7 +224,8 @@ static int copy_in(struct pool *p, struct vol *v, int fd, uint64_t off, const ch
 	pool_cli_progress_start(
 	    &pr, what, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
 	for (;;) {
-		ssize_t n = read_full(fd, buf, CHUNK);
+		ssize_t n =
+		    read_full(fd, buf, flush_every && flush_every < CHUNK ? flush_every : CHUNK);
 		if (n < 0) {
 			err = -errno;
 			cli_err("read error: %s", strerror(errno));
