@@ -147,11 +147,13 @@ tok=$(sed -n "s/.*vol send -t \([^']*\)'.*/\1/p" "$T/err")
 "$Z" vol send -t "$tok" tank | "$Z" vol recv -s back/w || fail "resumed recv"
 "$Z" vol export back/w - | cmp - "$T/tank-b" || fail "resumed volume differs"
 
-# the lock: a reader holds the pool while a writer is refused
-("$Z" vol send tank/v@b; sleep 3) | (sleep 2; cat >/dev/null) &
+# the lock: a receive waiting for its stream holds the pool; others are refused
+sleep 3 | "$Z" vol recv tank/lockx 2>/dev/null &
 sleep 1
 must_fail 'pool "tank" is in use by process' "$Z" vol snapshot tank/v@locked
-wait
+must_fail 'is in use by process' "$Z" pool status tank
+wait || true
+must_fail 'no such volume' "$Z" vol get size tank/lockx
 
 # corruption: scrub names the block, reads fail with an I/O error
 ok "$Z" vol create tank/raw 1M --compression off
