@@ -102,49 +102,83 @@ static int zil_write_block(struct pool *p, struct pool_zil_hdr *h, uint8_t *bloc
 	return 0;
 }
 
-/* Log every dirty block not yet logged; durable when it returns. */
+struct zil_item {
+	struct pool_ds *ds;
+	struct pool_dbuf *b;
+};
+
+static int cmp_item(const void *x, const void *y)
+{
+	const struct zil_item *a = x, *b = y;
+
+	if (a->ds->r.id != b->ds->r.id)
+		return a->ds->r.id < b->ds->r.id ? -1 : 1;
+	return a->b->blkid < b->b->blkid ? -1 : a->b->blkid > b->b->blkid;
+}
+
+/*
+ * Log every dirty block not yet logged, in (dataset, offset) order, so that
+ * a chain cut short by a crash replays a prefix of the flush by offset;
+ * durable when it returns.
+ */
 static int zil_flush(struct pool *p)
 {
 	struct pool_zil_hdr h = {.magic = POOL_ZIL_MAGIC, .guid = p->guid, .txg = p->txg};
+	struct zil_item *items = NULL;
 	uint8_t *block = malloc(POOL_ZIL_SLOT);
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int err = 0;
 
-	if (!block)
-		return -ENOMEM;
-	for (size_t i = 0; i < p->nds && !err; i++) {
+	for (size_t i = 0; block && i < p->nds && !err; i++) {
 		struct pool_obj *o = p->ds[i] ? &p->ds[i]->obj : NULL;
 		for (size_t k = 0; o && k < o->tabsize && !err; k++) {
 			for (struct pool_dbuf *b = o->tab[k]; b && !err; b = b->next) {
 				if (b->logged)
 					continue;
-				uint32_t len = b->data ? o->d.blocksize : 0;
-				struct pool_zil_rec r = {
-				    .ds_id = p->ds[i]->r.id, .blkid = b->blkid, .len = len};
-				if (sizeof(h) + h.used + sizeof(r) + len > POOL_ZIL_SLOT) {
-					err = zil_write_block(p, &h, block);
-					h.used = 0;
+				if (n == cap) {
+					cap = cap ? cap * 2 : 256;
+					struct zil_item *ni = realloc(items, cap * sizeof(*ni));
+					if (!ni) {
+						err = -ENOMEM;
+						break;
+					}
+					items = ni;
 				}
-				uint8_t *at = block + sizeof(h) + h.used;
-				memcpy(at, &r, sizeof(r));
-				if (len)
-					memcpy(at + sizeof(r), b->data, len);
-				h.used += (uint32_t)(sizeof(r) + len);
-				n++;
+				items[n++] = (struct zil_item){p->ds[i], b};
 			}
 		}
+	}
+	if (!block)
+		err = -ENOMEM;
+	if (!err && n)
+		qsort(items, n, sizeof(*items), cmp_item);
+	for (size_t i = 0; i < n && !err; i++) {
+		struct pool_dbuf *b = items[i].b;
+		uint32_t len = b->data ? items[i].ds->obj.d.blocksize : 0;
+		struct pool_zil_rec r = {.ds_id = items[i].ds->r.id, .blkid = b->blkid, .len = len};
+		if (sizeof(h) + h.used + sizeof(r) + len > POOL_ZIL_SLOT) {
+			err = zil_write_block(p, &h, block);
+			h.used = 0;
+			if (err)
+				break;
+		}
+		uint8_t *at = block + sizeof(h) + h.used;
+		memcpy(at, &r, sizeof(r));
+		if (len)
+			memcpy(at + sizeof(r), b->data, len);
+		h.used += (uint32_t)(sizeof(r) + len);
 	}
 	if (!err && h.used)
 		err = zil_write_block(p, &h, block);
 	if (!err && n)
 		err = pool_io_flush(p);
+	if (!err) /* marked only once durable */
+		for (size_t i = 0; i < n; i++)
+			items[i].b->logged = 1;
+	free(items);
 	free(block);
 	if (err)
 		return err;
-	for (size_t i = 0; i < p->nds; i++) /* mark only once durable */
-		for (size_t k = 0; p->ds[i] && k < p->ds[i]->obj.tabsize; k++)
-			for (struct pool_dbuf *b = p->ds[i]->obj.tab[k]; b; b = b->next)
-				b->logged = 1;
 	p->zil_flushes++;
 	return 0;
 }
