@@ -31,6 +31,22 @@ struct vmm_disk {
 	char serial[VMM_DISK_SERIAL_MAX + 1];
 };
 
+/*
+ * A virtio-net NIC: the caller opened and configured its tap (IFF_TAP |
+ * IFF_NO_PI | IFF_VNET_HDR; IFF_MULTI_QUEUE when queues > 1), one fd per
+ * queue pair.  The VMM sets the vnet header size (12) and the offloads the
+ * guest accepts; it needs no network privilege.
+ */
+#define VMM_NIC_MAX_QUEUES 8
+
+struct vmm_nic {
+	int tap_fds[VMM_NIC_MAX_QUEUES]; /* stay the caller's: the VMM works on dups */
+	unsigned queues;                 /* queue pairs, 1..VMM_NIC_MAX_QUEUES; > 1 offers MQ */
+	uint8_t mac[6];                  /* VIRTIO_NET_F_MAC */
+	bool vhost;                      /* data path in the kernel (/dev/vhost-net) */
+	const char *name;                /* for messages, e.g. the tap's name */
+};
+
 struct vmm_config {
 	int kernel_fd;           /* bzImage, opened read-only */
 	const char *kernel_name; /* for messages */
@@ -45,6 +61,8 @@ struct vmm_config {
 	const struct vmm_disk *disks; /* virtio-blk, in PCI slot order */
 	unsigned ndisks;
 	bool rng; /* a virtio-rng device */
+	const struct vmm_nic *nics; /* virtio-net, after the disks, in order */
+	unsigned nnics;
 };
 
 /* Limits the host's KVM puts on a VM: from KVM_CHECK_EXTENSION. */
