@@ -1,0 +1,351 @@
+/*
+ * vblk_vol.c - a virtio-blk backend (struct vblk_backend, src/virtio) on a
+ * pool volume, for the vhost-user server and for tests.
+ *
+ * What it owns: one worker thread, one eventfd and three small rings of
+ * requests per queue.  The caller's thread (the device's queue thread)
+ * only moves pointers: submit() stages a request, commit() hands the
+ * staged ones to the worker, reap() collects the finished ones after the
+ * eventfd fired.  The worker does the pool call under the pool's mutex,
+ * so a slow pool never stalls the caller.  What it never does: parse a
+ * request (blk.c does) or complete one before the pool did it.
+ *
+ *   caller:  submit -> staged[]  --commit-->  work[]  --worker-->  done[]
+ *            reap <- done[] after eventfd; wait() sleeps until done[] fills
+ *
+ *   READ/WRITE     vol_read/vol_write per iovec; a dsync WRITE then vol_flush
+ *   FLUSH          vol_flush: durable through the intent log
+ *   DISCARD,
+ *   WRITE_ZEROES   vol_punch (a hole reads back as zeroes)
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "pool/pool.h"
+#include "virtio/virtio.h"
+
+/* A ring of request pointers; depth entries, indexes free-running. */
+struct vvol_ring {
+	struct vblk_io **io;
+	unsigned head, tail; /* head: next to take, tail: next to fill */
+};
+
+struct vvol_queue {
+	struct vblk_vol *vv;
+	pthread_t thread;
+	bool thread_ok;
+	pthread_mutex_t m;
+	pthread_cond_t work_cv, done_cv;
+	struct vvol_ring staged, work, done; /* staged: caller only */
+	unsigned inflight;                   /* staged + work + done + running */
+	bool stop;
+	int efd;
+};
+
+struct vblk_vol {
+	struct vblk_backend be; /* first: blk.c hands it back */
+	struct serve_pool *sp;
+	struct serve_attach *att;
+	struct vol *v;
+	char name[160]; /* POOL/VOL for messages */
+	bool ro;
+	unsigned errors_logged;
+	struct vvol_queue *q;
+};
+
+static unsigned vvol_ring_count(const struct vvol_ring *r)
+{
+	return r->tail - r->head;
+}
+
+static void vvol_ring_push(struct vvol_ring *r, unsigned depth, struct vblk_io *io)
+{
+	r->io[r->tail++ % depth] = io;
+}
+
+static struct vblk_io *vvol_ring_pop(struct vvol_ring *r, unsigned depth)
+{
+	return r->io[r->head++ % depth];
+}
+
+/* One request, under the pool lock. */
+static int vvol_do(struct vblk_vol *vv, struct vblk_io *io)
+{
+	uint64_t off = io->offset, left = io->len;
+	int r = 0;
+
+	if (io->offset > vv->be.size || io->len > vv->be.size - io->offset)
+		return -EINVAL;
+	if (vv->ro && io->op != VBLK_OP_READ && io->op != VBLK_OP_FLUSH)
+		return -EROFS;
+	switch (io->op) {
+	case VBLK_OP_READ:
+	case VBLK_OP_WRITE:
+		for (unsigned i = 0; i < io->iovcnt && left && !r; i++) {
+			size_t n = io->iov[i].iov_len < left ? io->iov[i].iov_len : left;
+			if (io->op == VBLK_OP_READ)
+				r = vol_read(vv->v, io->iov[i].iov_base, n, off);
+			else
+				r = vol_write(vv->v, io->iov[i].iov_base, n, off);
+			off += n;
+			left -= n;
+		}
+		if (!r && left)
+			r = -EINVAL; /* buffers shorter than the request */
+		if (!r && io->op == VBLK_OP_WRITE) {
+			serve_pool_dirtied(vv->sp);
+			if (io->dsync)
+				r = vol_flush(vv->v);
+		}
+		break;
+	case VBLK_OP_FLUSH:
+		r = vol_flush(vv->v);
+		break;
+	case VBLK_OP_DISCARD:
+	case VBLK_OP_WRITE_ZEROES:
+		r = vol_punch(vv->v, io->offset, io->len);
+		if (!r)
+			serve_pool_dirtied(vv->sp);
+		break;
+	}
+	if (r && vv->errors_logged < 10) {
+		vv->errors_logged++;
+		serve_log("volume %s: I/O error at %llu+%llu: %s", vv->name,
+		          (unsigned long long)io->offset, (unsigned long long)io->len,
+		          pool_errmsg(serve_pool_get(vv->sp))[0]
+		              ? pool_errmsg(serve_pool_get(vv->sp))
+		              : strerror(-r));
+	}
+	return r;
+}
+
+static void *vvol_worker(void *arg)
+{
+	struct vvol_queue *q = arg;
+	struct vblk_vol *vv = q->vv;
+	unsigned depth = vv->be.depth;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&q->m);
+	for (;;) {
+		while (!q->stop && vvol_ring_count(&q->work) == 0)
+			pthread_cond_wait(&q->work_cv, &q->m);
+		if (vvol_ring_count(&q->work) == 0)
+			break; /* stopping, and nothing left */
+		struct vblk_io *io = vvol_ring_pop(&q->work, depth);
+		pthread_mutex_unlock(&q->m);
+
+		serve_pool_lock(vv->sp);
+		io->result = vvol_do(vv, io);
+		serve_pool_unlock(vv->sp);
+		io->done = io->result ? 0 : io->len;
+
+		pthread_mutex_lock(&q->m);
+		vvol_ring_push(&q->done, depth, io);
+		pthread_cond_broadcast(&q->done_cv);
+		if (write(q->efd, &one, sizeof(one)) < 0)
+			serve_log("volume %s: eventfd write: %s", vv->name, strerror(errno));
+	}
+	pthread_mutex_unlock(&q->m);
+	return NULL;
+}
+
+static struct vblk_vol *vvol_of(struct vblk_backend *be)
+{
+	return (struct vblk_vol *)be;
+}
+
+static int vvol_queue_fd(struct vblk_backend *be, unsigned q)
+{
+	return vvol_of(be)->q[q].efd;
+}
+
+static int vvol_submit(struct vblk_backend *be, unsigned qi, struct vblk_io *io)
+{
+	struct vblk_vol *vv = vvol_of(be);
+	struct vvol_queue *q = &vv->q[qi];
+	int r = 0;
+
+	io->result = 0;
+	io->done = 0;
+	io->be_flags = 0;
+	pthread_mutex_lock(&q->m);
+	if (q->inflight >= be->depth)
+		r = -EBUSY;
+	else
+		q->inflight++;
+	pthread_mutex_unlock(&q->m);
+	if (!r)
+		vvol_ring_push(&q->staged, be->depth, io);
+	return r;
+}
+
+static void vvol_commit(struct vblk_backend *be, unsigned qi)
+{
+	struct vvol_queue *q = &vvol_of(be)->q[qi];
+
+	if (vvol_ring_count(&q->staged) == 0)
+		return;
+	pthread_mutex_lock(&q->m);
+	while (vvol_ring_count(&q->staged))
+		vvol_ring_push(&q->work, be->depth, vvol_ring_pop(&q->staged, be->depth));
+	pthread_cond_signal(&q->work_cv);
+	pthread_mutex_unlock(&q->m);
+}
+
+static unsigned vvol_reap(struct vblk_backend *be, unsigned qi, struct vblk_io **done, unsigned max)
+{
+	struct vvol_queue *q = &vvol_of(be)->q[qi];
+	uint64_t ticks;
+	unsigned n = 0;
+
+	/* Clear the eventfd first: a completion after this signals it again. */
+	if (read(q->efd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		serve_log("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&q->m);
+	while (n < max && vvol_ring_count(&q->done)) {
+		done[n++] = vvol_ring_pop(&q->done, be->depth);
+		q->inflight--;
+	}
+	pthread_mutex_unlock(&q->m);
+	return n;
+}
+
+static int vvol_wait(struct vblk_backend *be, unsigned qi)
+{
+	struct vvol_queue *q = &vvol_of(be)->q[qi];
+
+	vvol_commit(be, qi);
+	pthread_mutex_lock(&q->m);
+	while (vvol_ring_count(&q->done) == 0 && q->inflight > vvol_ring_count(&q->staged))
+		pthread_cond_wait(&q->done_cv, &q->m);
+	pthread_mutex_unlock(&q->m);
+	return 0;
+}
+
+static void vvol_free(struct vblk_vol *vv)
+{
+	for (unsigned i = 0; vv->q && i < vv->be.nr_queues; i++) {
+		struct vvol_queue *q = &vv->q[i];
+		if (q->thread_ok) {
+			pthread_mutex_lock(&q->m);
+			q->stop = true;
+			pthread_cond_signal(&q->work_cv);
+			pthread_mutex_unlock(&q->m);
+			pthread_join(q->thread, NULL);
+		}
+		pthread_mutex_destroy(&q->m);
+		pthread_cond_destroy(&q->work_cv);
+		pthread_cond_destroy(&q->done_cv);
+		if (q->efd >= 0)
+			close(q->efd);
+		free(q->staged.io);
+		free(q->work.io);
+		free(q->done.io);
+	}
+	free(vv->q);
+	if (vv->v) {
+		serve_pool_lock(vv->sp);
+		vol_close(vv->v);
+		serve_pool_unlock(vv->sp);
+	}
+	serve_detach(vv->att);
+	free(vv);
+}
+
+static void vvol_destroy(struct vblk_backend *be)
+{
+	vvol_free(vvol_of(be)); /* the workers finish their work[] first */
+}
+
+static const struct vblk_backend_ops vvol_ops = {
+    .name = "pool volume",
+    .queue_fd = vvol_queue_fd,
+    .submit = vvol_submit,
+    .commit = vvol_commit,
+    .reap = vvol_reap,
+    .wait = vvol_wait,
+    .destroy = vvol_destroy,
+};
+
+static int vvol_queue_init(struct vblk_vol *vv, struct vvol_queue *q, unsigned depth)
+{
+	q->vv = vv;
+	pthread_mutex_init(&q->m, NULL);
+	pthread_cond_init(&q->work_cv, NULL);
+	pthread_cond_init(&q->done_cv, NULL);
+	q->staged.io = calloc(depth, sizeof(*q->staged.io));
+	q->work.io = calloc(depth, sizeof(*q->work.io));
+	q->done.io = calloc(depth, sizeof(*q->done.io));
+	if (!q->staged.io || !q->work.io || !q->done.io)
+		return -ENOMEM;
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0)
+		return -errno;
+	if (pthread_create(&q->thread, NULL, vvol_worker, q))
+		return -EAGAIN;
+	q->thread_ok = true;
+	return 0;
+}
+
+int serve_vblk_create(struct serve_pool *sp, const char *vol, bool ro, const char *holder,
+                      unsigned nr_queues, unsigned depth, struct vblk_backend **out, char *err,
+                      size_t errlen)
+{
+	struct vblk_vol *vv;
+	int r;
+
+	if (nr_queues == 0 || nr_queues > 256 || depth == 0 || depth > 32768)
+		return serve_err(err, errlen, -EINVAL,
+		                 "volume %s/%s: bad queue count %u or depth %u",
+		                 serve_pool_name(sp), vol, nr_queues, depth);
+	vv = calloc(1, sizeof(*vv));
+	if (!vv)
+		return serve_err(err, errlen, -ENOMEM, "out of memory");
+	vv->sp = sp;
+	vv->ro = ro;
+	snprintf(vv->name, sizeof(vv->name), "%s/%s", serve_pool_name(sp), vol);
+	r = serve_attach(sp, vol, ro, holder, &vv->att, err, errlen);
+	if (r) {
+		free(vv);
+		return r;
+	}
+	serve_pool_lock(sp);
+	r = vol_open(serve_pool_get(sp), vol, &vv->v);
+	if (r)
+		serve_err(err, errlen, r, "%s", pool_errmsg(serve_pool_get(sp)));
+	else
+		vv->be.size = vol_size(vv->v) / 512 * 512;
+	serve_pool_unlock(sp);
+	vv->be.ops = &vvol_ops;
+	vv->be.nr_queues = nr_queues;
+	vv->be.depth = depth;
+	if (r)
+		goto fail;
+	vv->q = calloc(nr_queues, sizeof(*vv->q));
+	if (!vv->q) {
+		r = serve_err(err, errlen, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < nr_queues; i++)
+		vv->q[i].efd = -1;
+	for (unsigned i = 0; i < nr_queues; i++) {
+		r = vvol_queue_init(vv, &vv->q[i], depth);
+		if (r) {
+			serve_err(err, errlen, r, "volume %s: queue %u: %s", vv->name, i,
+			          strerror(-r));
+			goto fail;
+		}
+	}
+	*out = &vv->be;
+	return 0;
+fail:
+	vvol_free(vv);
+	return r;
+}
