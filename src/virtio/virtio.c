@@ -223,6 +223,18 @@ void virtio_dev_destroy(struct virtio_dev *dev)
 		dev->ops->destroy(dev);
 }
 
+int virtio_dev_queue_rings(struct virtio_dev *dev, unsigned q, uint16_t *size, void **desc,
+                           void **avail, void **used)
+{
+	if (q >= dev->num_queues || !dev->vqs[q].ready)
+		return -EINVAL;
+	*size = dev->vqs[q].size;
+	*desc = dev->vqs[q].desc;
+	*avail = dev->vqs[q].avail;
+	*used = dev->vqs[q].used;
+	return 0;
+}
+
 bool virtio_dev_is_broken(const struct virtio_dev *dev)
 {
 	return __atomic_load_n(&dev->broken, __ATOMIC_ACQUIRE) != 0;

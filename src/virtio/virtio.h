@@ -53,6 +53,7 @@
 
 /* ---- feature bits and ids (virtio 1.x) ----------------------------------- */
 
+#define VIRTIO_ID_NET   1
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_RNG   4
 
@@ -69,6 +70,20 @@
 #define VIRTIO_BLK_F_MQ           12
 #define VIRTIO_BLK_F_DISCARD      13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+#define VIRTIO_NET_F_CSUM       0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MAC        5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN  9
+#define VIRTIO_NET_F_HOST_TSO4  11
+#define VIRTIO_NET_F_HOST_TSO6  12
+#define VIRTIO_NET_F_HOST_ECN   13
+#define VIRTIO_NET_F_MRG_RXBUF  15
+#define VIRTIO_NET_F_STATUS     16
+#define VIRTIO_NET_F_CTRL_VQ    17
+#define VIRTIO_NET_F_MQ         22
 
 /* ---- guest memory map ----------------------------------------------------- */
 
@@ -106,6 +121,9 @@ void *gmem_translate(const struct gmem *gm, uint64_t gpa, uint64_t len);
 struct virtio_env {
 	/* Used buffers were added to queue q: raise its interrupt (irqfd). */
 	void (*interrupt)(void *opaque, unsigned q);
+	/* Optional: stop (on = false) or resume polling the fd the device gave
+	 * for queue q (e.g. a tap while the guest has no rx buffers). */
+	void (*queue_fd_watch)(void *opaque, unsigned q, bool on);
 	/* The guest broke the device: set DEVICE_NEEDS_RESET and a config
 	 * change interrupt.  The device does nothing until virtio_dev_reset. */
 	void (*needs_reset)(void *opaque);
@@ -167,6 +185,10 @@ void virtio_dev_queue_notify(struct virtio_dev *dev, unsigned q);
 /* Status written 0: wait for in-flight I/O, forget queues and features. */
 void virtio_dev_reset(struct virtio_dev *dev);
 void virtio_dev_destroy(struct virtio_dev *dev);
+/* Queue q's rings as mapped in this process (for vhost); -EINVAL if not
+ * enabled. */
+int virtio_dev_queue_rings(struct virtio_dev *dev, unsigned q, uint16_t *size, void **desc,
+                           void **avail, void **used);
 bool virtio_dev_is_broken(const struct virtio_dev *dev);
 
 /* ---- virtio-blk ------------------------------------------------------------ */
@@ -254,5 +276,77 @@ int vblk_file_open(int fd, const char *name, unsigned nr_queues, unsigned depth,
 
 /* Entropy device: one queue, buffers filled from getrandom(). */
 int vrng_create(const struct gmem *gm, const struct virtio_env *env, struct virtio_dev **out);
+
+/* ---- virtio-net ------------------------------------------------------------- */
+
+/*
+ * The header in front of every packet, on the rings and on the tap alike
+ * (virtio 1.x 5.1.6; the tap's vnet header size is set to 12).
+ */
+struct vnet_hdr {
+	uint8_t flags; /* 1: NEEDS_CSUM */
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers; /* rx: chains this packet spans (MRG_RXBUF) */
+};
+
+#define VNET_HDR_LEN    12
+#define VNET_MAX_PAIRS  8
+#define VNET_QUEUE_SIZE 256
+
+/*
+ * A packet backend: one fd per queue pair that reads and writes one packet
+ * (with its 12-byte header) per readv/writev, non-blocking: a tap in the
+ * VMM, a datagram socket pair in the tests.  The optional hooks are the
+ * tap's (net_tap.c).
+ */
+struct vnet_backend_ops {
+	/* Offloads the guest accepted (its GUEST_* features) for packets to it. */
+	int (*set_offload)(int fd, uint64_t guest_features);
+	/* Attach (on) or detach a queue pair's fd from the backend's steering. */
+	int (*set_queue)(int fd, bool on);
+};
+
+struct vnet_config {
+	const char *name; /* for messages: "virtio-net zvmab12n0" */
+	uint8_t mac[6];
+	uint16_t pairs;                     /* queue pairs, 1..VNET_MAX_PAIRS; > 1 offers MQ */
+	int fds[VNET_MAX_PAIRS];            /* owned by the device on success */
+	const struct vnet_backend_ops *ops; /* NULL: a plain fd */
+	/*
+	 * The rx/tx rings are served elsewhere (vhost-net): the device answers
+	 * config reads, applies offloads to the fds and runs the control
+	 * queue, but never touches an rx or tx ring.  features_clear: ring
+	 * features that data path cannot do (withdrawn from the offer).
+	 */
+	bool external;
+	uint64_t features_clear;
+};
+
+/* Queue numbering (5.1.2): rx of pair i is 2i, tx 2i+1, control 2 * pairs. */
+int vnet_create(const struct vnet_config *cfg, const struct gmem *gm, const struct virtio_env *env,
+                struct virtio_dev **out);
+/* Queue pair's backend fd (the device keeps it), or -1. */
+int vnet_backend_fd(struct virtio_dev *dev, unsigned pair);
+/* The fd to poll for queue q (an rx queue's backend fd), or -1. */
+int vnet_queue_fd(struct virtio_dev *dev, unsigned q);
+/* That fd is readable: move packets into the guest's rx queue q. */
+void vnet_queue_poll(struct virtio_dev *dev, unsigned q);
+
+struct vnet_stats {
+	uint64_t rx_packets, rx_bytes, rx_dropped; /* to the guest */
+	uint64_t tx_packets, tx_bytes, tx_dropped; /* from the guest */
+};
+void vnet_get_stats(struct virtio_dev *dev, struct vnet_stats *st);
+/* Active queue pairs (VQ_PAIRS_SET). */
+unsigned vnet_active_pairs(struct virtio_dev *dev);
+
+/* The tap backend (net_tap.c): check an fd is a tap with IFF_VNET_HDR, set
+ * its header size to 12 and make it non-blocking; message names the tap. */
+int vnet_tap_prepare(int fd, const char *name);
+extern const struct vnet_backend_ops vnet_tap_ops;
 
 #endif

@@ -284,6 +284,11 @@ int vq_pop(struct vq *vq, struct vq_chain *ch)
 	return 1;
 }
 
+void vq_unpop(struct vq *vq, uint16_t n)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+}
+
 void vq_push(struct vq *vq, uint16_t head, uint32_t len)
 {
 	struct vring_used_elem *e;

@@ -120,6 +120,9 @@ void vq_reset(struct vq *vq);
 
 /* 1 and a chain in *ch, 0 when the ring is empty, -EIO once broken. */
 int vq_pop(struct vq *vq, struct vq_chain *ch);
+/* Give back the last n chains popped and not pushed: they are walked again
+ * (and checked again) by the next vq_pop. */
+void vq_unpop(struct vq *vq, uint16_t n);
 /* Put {head, len} in the used ring; the guest sees it after vq_publish. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t len);
 /* Make pushed elements visible; true if the guest wants an interrupt. */

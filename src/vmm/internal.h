@@ -185,6 +185,30 @@ int vdev_setup(struct vm *vm);
 /* After the vCPUs stopped: finish in-flight I/O, close everything. */
 void vdev_teardown(struct vm *vm);
 
+/* ---- vhost-net (vhost_net.c) -------------------------------------------- */
+
+struct gmem;
+struct vhost_net;
+
+/* A ring as the device model mapped it (host addresses, size). */
+struct vhost_net_ring {
+	uint16_t size;
+	void *desc, *avail, *used;
+};
+
+/* One /dev/vhost-net per queue pair, owned, with the guest's memory table;
+ * *features: what the kernel's data path offers.  -errno with a message
+ * naming the NIC (a clear one when the host has no /dev/vhost-net). */
+int vhost_net_open(const char *name, unsigned pairs, const struct gmem *gm, uint64_t *features,
+                   struct vhost_net **out);
+/* Start device queue q (rx 2i, tx 2i+1) in the kernel with the negotiated
+ * features, the doorbell's ioeventfd, the vector's irqfd and the tap. */
+int vhost_net_start(struct vhost_net *vh, unsigned q, uint64_t features,
+                    const struct vhost_net_ring *ring, int kick_fd, int call_fd, int tap_fd);
+/* Detach every running ring from the tap (device reset). */
+void vhost_net_stop(struct vhost_net *vh);
+void vhost_net_close(struct vhost_net *vh);
+
 /* ---- the machine (vm.c, vcpu.c) ----------------------------------------- */
 
 struct vcpu {
@@ -233,6 +257,9 @@ struct vm_watch {
 
 /* Poll fd for readability from now on; 0 or -errno. */
 int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *ctx), void *ctx);
+/* Stop (on = false) or resume polling a watched fd; 0 or -errno.  Any
+ * thread (epoll_ctl). */
+int vm_watch_set(struct vm *vm, int fd, bool on);
 /* Run the event loop until the VM must stop; returns its enum vmm_exit. */
 int vm_loop(struct vm *vm, sigset_t *sigs);
 

@@ -35,6 +35,17 @@ int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *ctx), void *ctx)
 	return 0;
 }
 
+int vm_watch_set(struct vm *vm, int fd, bool on)
+{
+	for (unsigned i = 0; i < vm->nwatches; i++) {
+		struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.u64 = VM_WATCH_TAG | i};
+
+		if (vm->watches[i].fd == fd)
+			return epoll_ctl(vm->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	}
+	return -ENOENT;
+}
+
 struct console {
 	int fd;
 	bool tty;

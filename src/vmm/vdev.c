@@ -9,13 +9,16 @@
  * doorbell, and the registration of those doorbells and of the backend's
  * completion eventfds on the main thread's event loop.  Every device kind
  * is one entry of vdev_kinds[]; the instances are created in a fixed order
- * (the disks as given, then the entropy device) so a guest sees stable
- * PCI addresses.  It never reads guest memory and never parses a request.
+ * (the disks as given, then the entropy device, then the NICs) so a guest
+ * sees stable PCI addresses.  A NIC with vhost hands its rx/tx doorbells
+ * and vector irqfds to the kernel (vhost_net.c) instead of the loop.  It never reads guest memory
+ * and never parses a request.
  *
  *   vCPU writes doorbell -> KVM ioeventfd -> event loop: vdev_kick
  *     -> virtio_dev_queue_notify (under the function's lock)
  *   io_uring completion -> backend eventfd -> event loop: vdev_done
  *     -> vblk_queue_poll
+ *   tap readable -> event loop: vdev_done -> vnet_queue_poll
  *   device: interrupt(q) -> vpci_interrupt -> msix_raise -> vdev_msi_fire
  *     -> write(irqfd) -> KVM injects the guest's MSI
  */
@@ -60,6 +63,8 @@ struct vdev {
 	const struct vdev_kind *kind;
 	struct virtio_dev *dev;
 	struct vpci *vpci;
+	struct vhost_net *vhost; /* a NIC with the vhost flag */
+	unsigned kernel_queues;  /* queues [0, this) are served by vhost */
 	unsigned nq, nvec;
 	struct vdev_queue *queues;
 	struct vdev_vector *vec;
@@ -115,7 +120,64 @@ static int vdev_rng_create(struct vm *vm, const void *arg, const struct gmem *gm
 	return vrng_create(gm, env, out);
 }
 
-enum { VDEV_BLK, VDEV_RNG };
+/* A NIC: dups of its tap fds (checked and set up for the 12-byte vnet
+ * header), and with vhost the kernel's data path. */
+static int vdev_net_create(struct vm *vm, const void *arg, const struct gmem *gm,
+                           const struct virtio_env *env, struct virtio_dev **out)
+{
+	const struct vmm_nic *nic = arg;
+	struct vdev *d = env->opaque;
+	struct vnet_config c = {
+	    .name = nic->name,
+	    .pairs = (uint16_t)nic->queues,
+	    .ops = &vnet_tap_ops,
+	    .external = nic->vhost,
+	};
+	const uint64_t ring_features = VIRTIO_F_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+	                               VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX) |
+	                               VIRTIO_F_BIT(VIRTIO_NET_F_MRG_RXBUF);
+	uint64_t vf;
+	int r = 0;
+
+	(void)vm;
+	if (nic->queues < 1 || nic->queues > VMM_NIC_MAX_QUEUES) {
+		vm_log("NIC %s: %u queue pairs, 1 to %u possible", nic->name, nic->queues,
+		       VMM_NIC_MAX_QUEUES);
+		return -EINVAL;
+	}
+	memcpy(c.mac, nic->mac, sizeof(c.mac));
+	for (unsigned i = 0; i < VNET_MAX_PAIRS; i++)
+		c.fds[i] = -1;
+	for (unsigned i = 0; i < nic->queues && r == 0; i++) {
+		c.fds[i] = fcntl(nic->tap_fds[i], F_DUPFD_CLOEXEC, 0);
+		if (c.fds[i] < 0) {
+			r = -errno;
+			vm_log("NIC %s: tap fd %d: %s", nic->name, nic->tap_fds[i], strerror(-r));
+		} else {
+			r = vnet_tap_prepare(c.fds[i], nic->name);
+		}
+	}
+	if (r == 0 && nic->vhost) {
+		r = vhost_net_open(nic->name, nic->queues, gm, &vf, &d->vhost);
+		if (r == 0 && !(vf & VIRTIO_F_BIT(VIRTIO_F_VERSION_1))) {
+			vm_log("NIC %s: this kernel's vhost-net lacks VIRTIO_F_VERSION_1",
+			       nic->name);
+			r = -ENOTSUP;
+		}
+		c.features_clear = ring_features & ~vf;
+		d->kernel_queues = 2 * nic->queues;
+	}
+	if (r == 0 && (r = vnet_create(&c, gm, env, out)) == 0)
+		return 0;
+	for (unsigned i = 0; i < nic->queues; i++)
+		if (c.fds[i] >= 0)
+			close(c.fds[i]);
+	vhost_net_close(d->vhost);
+	d->vhost = NULL;
+	return r;
+}
+
+enum { VDEV_BLK, VDEV_RNG, VDEV_NET };
 
 static const struct vdev_kind vdev_kinds[] = {
     [VDEV_BLK] = {.name = "virtio-blk",
@@ -123,6 +185,10 @@ static const struct vdev_kind vdev_kinds[] = {
                   .queue_fd = vblk_queue_fd,
                   .queue_poll = vblk_queue_poll},
     [VDEV_RNG] = {.name = "virtio-rng", .create = vdev_rng_create},
+    [VDEV_NET] = {.name = "virtio-net",
+                  .create = vdev_net_create,
+                  .queue_fd = vnet_queue_fd,
+                  .queue_poll = vnet_queue_poll},
 };
 
 /* ---- callbacks: device -> transport, transport -> KVM, loop -> device ------ */
@@ -139,6 +205,40 @@ static void vdev_env_needs_reset(void *opaque)
 	struct vdev *d = opaque;
 
 	vpci_needs_reset(d->vpci);
+}
+
+/* The device stops or resumes polling a queue's fd (a tap without rx
+ * buffers); any thread. */
+static void vdev_env_fd_watch(void *opaque, unsigned q, bool on)
+{
+	struct vdev *d = opaque;
+	int fd = d->kind->queue_fd ? d->kind->queue_fd(d->dev, q) : -1;
+
+	if (fd >= 0)
+		vm_watch_set(d->vm, fd, on);
+}
+
+/* vhost: queue q's rings are valid; hand them to the kernel. */
+static int vdev_vhost_queue(void *ctx, unsigned q, uint16_t vector)
+{
+	struct vdev *d = ctx;
+	struct vhost_net_ring ring;
+
+	if (!d->vhost || q >= d->kernel_queues)
+		return 0;
+	if (virtio_dev_queue_rings(d->dev, q, &ring.size, &ring.desc, &ring.avail, &ring.used) < 0)
+		return -EINVAL;
+	return vhost_net_start(d->vhost, q, d->dev->guest_features, &ring, d->queues[q].kick_fd,
+	                       vector < d->nvec ? d->vec[vector].efd : -1,
+	                       vnet_backend_fd(d->dev, q / 2));
+}
+
+static void vdev_vhost_reset(void *ctx)
+{
+	struct vdev *d = ctx;
+
+	if (d->vhost)
+		vhost_net_stop(d->vhost);
 }
 
 static void vdev_msi_route(void *ctx, unsigned vec, uint64_t addr, uint32_t data)
@@ -228,6 +328,7 @@ static int vdev_bar_alloc(struct vdev_set *set, uint64_t size, uint64_t *out)
 
 static void vdev_free(struct vdev *d)
 {
+	vhost_net_close(d->vhost); /* the kernel lets go of the rings first */
 	if (d->dev)
 		virtio_dev_destroy(d->dev); /* waits for in-flight I/O */
 	vpci_destroy(d->vpci);
@@ -250,9 +351,11 @@ static int vdev_wire(struct vm *vm, struct vdev *d, uint64_t bar)
 	    .notify_map = vdev_notify_map,
 	    .notify_kick = vdev_notify_kick,
 	    .log_guest = vdev_log_guest,
+	    .queue_enabled = d->vhost ? vdev_vhost_queue : NULL,
+	    .reset = d->vhost ? vdev_vhost_reset : NULL,
 	    .ctx = d,
 	};
-	int r;
+	int r, fd;
 
 	d->nq = d->dev->num_queues;
 	d->nvec = d->nq + 1; /* vector 0: configuration changes */
@@ -277,10 +380,11 @@ static int vdev_wire(struct vm *vm, struct vdev *d, uint64_t bar)
 		vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (vq->kick_fd < 0)
 			return -errno;
-		if ((r = vm_watch_fd(vm, vq->kick_fd, vdev_kick, vq)) < 0)
+		/* A vhost queue's doorbell is the kernel's to read. */
+		if (q >= d->kernel_queues && (r = vm_watch_fd(vm, vq->kick_fd, vdev_kick, vq)) < 0)
 			return r;
-		if (d->kind->queue_fd &&
-		    (r = vm_watch_fd(vm, d->kind->queue_fd(d->dev, q), vdev_done, vq)) < 0)
+		fd = d->kind->queue_fd ? d->kind->queue_fd(d->dev, q) : -1;
+		if (fd >= 0 && (r = vm_watch_fd(vm, fd, vdev_done, vq)) < 0)
 			return r;
 	}
 	if ((r = vpci_create(d->dev, &vm->mmio, bar, &host, &d->vpci)) < 0)
@@ -292,6 +396,7 @@ static int vdev_add(struct vm *vm, const struct vdev_kind *kind, const void *arg
 {
 	struct vdev_set *set = vm->vdevs;
 	struct virtio_env env = {.interrupt = vdev_env_interrupt,
+	                         .queue_fd_watch = vdev_env_fd_watch,
 	                         .needs_reset = vdev_env_needs_reset};
 	unsigned slot = set->n + 1; /* 0 is the host bridge */
 	uint64_t bar;
@@ -328,7 +433,7 @@ int vdev_setup(struct vm *vm)
 	struct vdev_set *set;
 	int r;
 
-	if (cfg->ndisks == 0 && !cfg->rng)
+	if (cfg->ndisks == 0 && !cfg->rng && cfg->nnics == 0)
 		return 0;
 	set = calloc(1, sizeof(*set));
 	if (!set)
@@ -350,6 +455,9 @@ int vdev_setup(struct vm *vm)
 			return r;
 	if (cfg->rng && (r = vdev_add(vm, &vdev_kinds[VDEV_RNG], NULL)) < 0)
 		return r;
+	for (unsigned i = 0; i < cfg->nnics; i++)
+		if ((r = vdev_add(vm, &vdev_kinds[VDEV_NET], &cfg->nics[i])) < 0)
+			return r;
 	return 0;
 }
 

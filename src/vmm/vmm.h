@@ -60,7 +60,7 @@ struct vmm_config {
 	int console_out;              /* guest serial output */
 	const struct vmm_disk *disks; /* virtio-blk, in PCI slot order */
 	unsigned ndisks;
-	bool rng; /* a virtio-rng device */
+	bool rng;                   /* a virtio-rng device */
 	const struct vmm_nic *nics; /* virtio-net, after the disks, in order */
 	unsigned nnics;
 };

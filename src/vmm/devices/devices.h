@@ -214,6 +214,12 @@ struct vpci_host {
 	void (*notify_kick)(void *ctx, unsigned q);
 	/* A message a guest can trigger (the host rate-limits it). */
 	void (*log_guest)(void *ctx, const char *msg);
+	/* Optional, for a data path outside the device model (vhost): queue q
+	 * was enabled with MSI-X vector `vector` (VIRTIO_NO_VECTOR: none), and
+	 * the device is being reset (before the model forgets its rings).
+	 * Returns 0 or -errno: the function then sets NEEDS_RESET. */
+	int (*queue_enabled)(void *ctx, unsigned q, uint16_t vector);
+	void (*reset)(void *ctx);
 	void *ctx;
 };
 

@@ -76,6 +76,7 @@ static const struct {
 } vpci_classes[] = {
     {VIRTIO_ID_BLOCK, 0x010000}, /* mass storage, SCSI (as QEMU) */
     {VIRTIO_ID_RNG, 0xff0000},   /* unclassified device */
+    {VIRTIO_ID_NET, 0x020000},   /* network, Ethernet */
 };
 
 void vpci_log(struct vpci *v, const char *fmt, ...)

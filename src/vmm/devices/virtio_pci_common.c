@@ -59,6 +59,8 @@ static const struct {
 
 void vpci_reset(struct vpci *v)
 {
+	if (v->host.reset)
+		v->host.reset(v->host.ctx);
 	virtio_dev_reset(v->dev);
 	v->dfselect = v->gfselect = 0;
 	v->driver_features = 0;
@@ -153,6 +155,8 @@ static void vpci_queue_enable(struct vpci *v, struct vpci_queue *q, unsigned idx
 		return;
 	}
 	r = virtio_dev_queue_enable(v->dev, idx, q->size, q->desc, q->driver, q->device);
+	if (r == 0 && v->host.queue_enabled)
+		r = v->host.queue_enabled(v->host.ctx, idx, q->vector);
 	if (r < 0) {
 		vpci_needs_reset(v);
 		return;
