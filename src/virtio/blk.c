@@ -422,29 +422,46 @@ static void vblk_notify(struct virtio_dev *dev, unsigned q)
 	vblk_run(vblk_of(dev), &vblk_of(dev)->queues[q]);
 }
 
-/* Wait for every in-flight request; their results no longer matter. */
-static void vblk_reset(struct virtio_dev *dev)
+/*
+ * Wait for queue q's in-flight requests.  complete: put them in the used
+ * ring with their status and signal the guest (a ring handed over to
+ * another process); otherwise their results no longer matter (reset).
+ */
+static void vblk_drain(struct vblk *b, unsigned q, bool complete)
 {
-	struct vblk *b = vblk_of(dev);
+	struct vblk_queue *bq = &b->queues[q];
 	struct vblk_io *done[64];
 
-	for (unsigned q = 0; q < dev->num_queues; q++) {
-		struct vblk_queue *bq = &b->queues[q];
+	while (bq->inflight > 0) {
+		unsigned n = b->be->ops->reap(b->be, q, done, 64);
 
-		while (bq->inflight > 0) {
-			unsigned n = b->be->ops->reap(b->be, q, done, 64);
+		if (n == 0 && b->be->ops->wait(b->be, q) < 0)
+			break;
+		for (unsigned i = 0; i < n; i++) {
+			struct vblk_req *req = (struct vblk_req *)done[i];
 
-			if (n == 0 && b->be->ops->wait(b->be, q) < 0)
-				break;
-			for (unsigned i = 0; i < n; i++) {
-				struct vblk_req *req = (struct vblk_req *)done[i];
-
-				bq->inflight--;
-				req->next_free = bq->free;
-				bq->free = req;
+			if (complete) {
+				vblk_io_done(b, bq, done[i]);
+				continue;
 			}
+			bq->inflight--;
+			req->next_free = bq->free;
+			bq->free = req;
 		}
 	}
+	if (complete)
+		virtio_dev_signal(&b->dev, q);
+}
+
+static void vblk_queue_drain(struct virtio_dev *dev, unsigned q)
+{
+	vblk_drain(vblk_of(dev), q, true);
+}
+
+static void vblk_reset(struct virtio_dev *dev)
+{
+	for (unsigned q = 0; q < dev->num_queues; q++)
+		vblk_drain(vblk_of(dev), q, false);
 }
 
 static void vblk_destroy(struct virtio_dev *dev)
@@ -463,6 +480,7 @@ static void vblk_destroy(struct virtio_dev *dev)
 static const struct virtio_dev_ops vblk_ops = {
     .queue_notify = vblk_notify,
     .reset = vblk_reset,
+    .queue_drain = vblk_queue_drain,
     .destroy = vblk_destroy,
 };
 

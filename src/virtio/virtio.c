@@ -239,3 +239,54 @@ bool virtio_dev_is_broken(const struct virtio_dev *dev)
 {
 	return __atomic_load_n(&dev->broken, __ATOMIC_ACQUIRE) != 0;
 }
+
+static struct vq *virtio_dev_ready_vq(struct virtio_dev *dev, unsigned q)
+{
+	if (q >= dev->num_queues || !dev->vqs[q].ready)
+		return NULL;
+	return &dev->vqs[q];
+}
+
+int virtio_dev_queue_set_base(struct virtio_dev *dev, unsigned q, uint16_t avail_base)
+{
+	struct vq *vq = virtio_dev_ready_vq(dev, q);
+
+	if (!vq)
+		return -EINVAL;
+	vq_set_base(vq, avail_base);
+	return 0;
+}
+
+int virtio_dev_queue_stop(struct virtio_dev *dev, unsigned q, uint16_t *avail_base)
+{
+	struct vq *vq = virtio_dev_ready_vq(dev, q);
+
+	if (!vq)
+		return -EINVAL;
+	if (dev->ops->queue_drain)
+		dev->ops->queue_drain(dev, q);
+	*avail_base = vq->last_avail;
+	vq->ready = false;
+	return 0;
+}
+
+int virtio_dev_queue_used_idx(struct virtio_dev *dev, unsigned q, uint16_t *used_idx)
+{
+	struct vq *vq = virtio_dev_ready_vq(dev, q);
+
+	if (!vq)
+		return -EINVAL;
+	*used_idx = vq_used_idx(vq);
+	return 0;
+}
+
+int virtio_dev_override(struct virtio_dev *dev, uint64_t features, const void *config, uint32_t len)
+{
+	if (len > VIRTIO_CONFIG_MAX)
+		return -EINVAL;
+	dev->host_features = features | VIRTIO_F_BIT(VIRTIO_F_VERSION_1);
+	memset(dev->config, 0, sizeof(dev->config));
+	memcpy(dev->config, config, len);
+	dev->config_len = len;
+	return 0;
+}

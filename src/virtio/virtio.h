@@ -138,6 +138,8 @@ struct virtio_dev_ops {
 	int (*queue_start)(struct virtio_dev *dev, unsigned q);
 	void (*queue_notify)(struct virtio_dev *dev, unsigned q);
 	void (*reset)(struct virtio_dev *dev); /* after the queues stopped */
+	/* Optional: finish queue q's in-flight requests (used ring filled). */
+	void (*queue_drain)(struct virtio_dev *dev, unsigned q);
 	void (*destroy)(struct virtio_dev *dev);
 };
 
@@ -190,6 +192,27 @@ void virtio_dev_destroy(struct virtio_dev *dev);
 int virtio_dev_queue_rings(struct virtio_dev *dev, unsigned q, uint16_t *size, void **desc,
                            void **avail, void **used);
 bool virtio_dev_is_broken(const struct virtio_dev *dev);
+
+/*
+ * Rings that move between processes (vhost-user, docs/VHOST-USER.md).
+ * set_base: right after virtio_dev_queue_enable, before any notify, resume
+ * queue q at avail index AVAIL_BASE, appending used elements after the used
+ * ring's current index (SET_VRING_BASE).  stop: complete queue q's
+ * in-flight requests (used ring, interrupt), make it not ready and return
+ * the next avail index (GET_VRING_BASE).  used_idx: the used ring's index
+ * as the guest sees it.  Each returns -EINVAL for a queue that does not
+ * exist or is not enabled.
+ */
+int virtio_dev_queue_set_base(struct virtio_dev *dev, unsigned q, uint16_t avail_base);
+int virtio_dev_queue_stop(struct virtio_dev *dev, unsigned q, uint16_t *avail_base);
+int virtio_dev_queue_used_idx(struct virtio_dev *dev, unsigned q, uint16_t *used_idx);
+/*
+ * A device whose data path runs in another process (the VMM's vhost-user
+ * frontend): offer FEATURES (VERSION_1 is added) and answer config reads
+ * with CONFIG (LEN <= VIRTIO_CONFIG_MAX) instead of the model's own.
+ */
+int virtio_dev_override(struct virtio_dev *dev, uint64_t features, const void *config,
+                        uint32_t len);
 
 /* ---- virtio-blk ------------------------------------------------------------ */
 

@@ -289,6 +289,20 @@ void vq_unpop(struct vq *vq, uint16_t n)
 	vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
+void vq_set_base(struct vq *vq, uint16_t avail_base)
+{
+	if (!vq->ready)
+		return;
+	vq->last_avail = vq->avail_cache = avail_base;
+	/* The used ring carries on where the previous owner left it. */
+	vq->used_idx = vq->published = vq_load16(&vq->used->idx);
+}
+
+uint16_t vq_used_idx(const struct vq *vq)
+{
+	return vq->ready ? vq_load16(&vq->used->idx) : 0;
+}
+
 void vq_push(struct vq *vq, uint16_t head, uint32_t len)
 {
 	struct vring_used_elem *e;

@@ -123,6 +123,11 @@ int vq_pop(struct vq *vq, struct vq_chain *ch);
 /* Give back the last n chains popped and not pushed: they are walked again
  * (and checked again) by the next vq_pop. */
 void vq_unpop(struct vq *vq, uint16_t n);
+/* Resume a ring another process drove (vhost-user SET_VRING_BASE): pop
+ * from avail index avail_base, push after the used ring's current idx. */
+void vq_set_base(struct vq *vq, uint16_t avail_base);
+/* used->idx as the guest sees it (0 when not ready). */
+uint16_t vq_used_idx(const struct vq *vq);
 /* Put {head, len} in the used ring; the guest sees it after vq_publish. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t len);
 /* Make pushed elements visible; true if the guest wants an interrupt. */
