@@ -28,6 +28,8 @@ static void pool_usage(FILE *f)
 	        "  status NAME [-j]                 health, last txg, space, errors, cache\n"
 	        "  scrub NAME                       verify every block's checksum\n"
 	        "  destroy NAME                     erase the pool's labels and unregister it\n"
+	        "  serve NAME                       the pool daemon: owns the pool, runs the\n"
+	        "                                   pool/vol commands for it, serves exports\n"
 	        "The root is --root DIR, $ZONEVM_ROOT or %s.\n",
 	        POOL_CLI_DEFAULT_ROOT);
 }
@@ -145,6 +147,11 @@ static int pool_cmd_export(const char *root, int argc, char **argv, int destroy)
 		cli_err("no such pool \"%s\"", pos[0]);
 		return CLI_EXIT_ERROR;
 	}
+	if (pool_cli_is_served(pos[0])) {
+		cli_err("pool \"%s\" is served by the pool daemon (pid %d); stop it first", pos[0],
+		        (int)getpid());
+		return CLI_EXIT_ERROR;
+	}
 	if (destroy) {
 		if (pool_destroy(path, err, sizeof(err))) {
 			cli_err("%s", err);
@@ -184,7 +191,11 @@ static int pool_cmd_list(const char *root, int argc, char **argv)
 		struct pool_status st;
 		struct pool *p;
 		pool_cli_lookup(root, names[i], path, sizeof(path));
-		int e = pool_open(path, POOL_OPEN_RDONLY, &p, err, sizeof(err));
+		int e;
+		if (pool_cli_is_served(names[i])) /* inside its daemon */
+			e = (p = pool_cli_open(root, names[i], 1)) ? 0 : -EIO;
+		else
+			e = pool_open(path, POOL_OPEN_RDONLY, &p, err, sizeof(err));
 		if (e == 0) {
 			pool_get_status(p, &st);
 			health = st.read_errors ? "DEGRADED" : "ONLINE";
@@ -195,7 +206,7 @@ static int pool_cmd_list(const char *root, int argc, char **argv)
 				pool_cli_fmt_size(nums[k + 1], fl.p, c[k], sizeof(c[k]));
 				isnum[k + 1] = 1;
 			}
-			pool_abandon(p);
+			pool_cli_abandon(p);
 		} else if (e == -EBUSY) {
 			health = "IN-USE";
 		}
@@ -246,7 +257,7 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 		       (unsigned long long)st.arc.mfu_size,
 		       (unsigned long long)st.arc.ghost_hits_mru,
 		       (unsigned long long)st.arc.ghost_hits_mfu);
-		pool_abandon(p);
+		pool_cli_abandon(p);
 		return CLI_EXIT_OK;
 	}
 	printf("  pool: %s\n  path: %s\n state: %s\n  guid: %llu\n   txg: %llu (last committed)\n",
@@ -268,7 +279,7 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 	    a, b, (unsigned long long)st.arc.hits, (unsigned long long)st.arc.misses,
 	    (unsigned long long)st.arc.mru_size, (unsigned long long)st.arc.mfu_size,
 	    (unsigned long long)st.arc.ghost_hits_mru, (unsigned long long)st.arc.ghost_hits_mfu);
-	pool_abandon(p);
+	pool_cli_abandon(p);
 	return CLI_EXIT_OK;
 }
 
@@ -299,7 +310,7 @@ static int pool_cmd_scrub(const char *root, int argc, char **argv)
 	       (unsigned long long)r.blocks, sz, (unsigned long long)r.errors);
 	if (e && e != -EIO)
 		pool_cli_fail(p, e);
-	pool_abandon(p);
+	pool_cli_abandon(p);
 	return e ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 
@@ -313,6 +324,9 @@ int cmd_pool_main(int argc, char **argv)
 		pool_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
+	int st;
+	if (pool_cli_forward(root, argc, argv, &st))
+		return st; /* a pool daemon ran it */
 	const char *c = argv[1];
 	argc--;
 	argv++;
@@ -330,6 +344,8 @@ int cmd_pool_main(int argc, char **argv)
 		return pool_cmd_status(root, argc, argv);
 	if (!strcmp(c, "scrub"))
 		return pool_cmd_scrub(root, argc, argv);
+	if (!strcmp(c, "serve"))
+		return pool_cli_serve(root, argc, argv);
 	cli_err("unknown pool command \"%s\" (try 'zonevm pool --help')", c);
 	return CLI_EXIT_USAGE;
 }

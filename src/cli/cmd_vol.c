@@ -44,6 +44,7 @@ static void vol_usage(FILE *f)
 	    "  send [-i SNAP] POOL/VOL@SNAP   a stream on stdout; send -t TOKEN resumes\n"
 	    "  recv [-s] POOL/VOL             from stdin; -s keeps a resume token on error\n"
 	    "  recv -A POOL/VOL               discard an interrupted receive\n"
+	    "  serve POOL/VOL --nbd SOCKET|HOST:PORT [--ro]  export over NBD until SIGTERM\n"
 	    "properties: name type size used referenced written logicalused\n"
 	    "  logicalreferenced compressratio origin creation guid blocksize compression "
 	    "clones\n");
@@ -129,7 +130,7 @@ int vol_cli_done(struct pool *p, int err)
 {
 	if (err) {
 		pool_cli_fail(p, err);
-		pool_abandon(p);
+		pool_cli_abandon(p);
 		return CLI_EXIT_ERROR;
 	}
 	return pool_cli_close(p);
@@ -289,7 +290,7 @@ static int vol_cmd_import(const char *root, int argc, char **argv)
 		if (err) { /* leave no half-imported volume */
 			char msg[POOL_ERRMSG_MAX];
 			snprintf(msg, sizeof(msg), "%s", pool_errmsg(p));
-			pool_abandon(p);
+			pool_cli_abandon(p);
 			cli_err("%s", msg[0] ? msg : strerror(-err));
 			close(fd);
 			if ((p = vol_cli_open(root, o.pos[0], 0, &rest)) != NULL)
@@ -324,7 +325,7 @@ static int vol_cmd_export(const char *root, int argc, char **argv)
 	if (fd < 0) {
 		cli_err("cannot create %s: %s", o.pos[1], strerror(errno));
 		vol_close(v);
-		pool_abandon(p);
+		pool_cli_abandon(p);
 		return CLI_EXIT_ERROR;
 	}
 	uint8_t *buf = malloc(CHUNK);
@@ -395,7 +396,7 @@ static int vol_cmd_write(const char *root, int argc, char **argv)
 		        (unsigned long long)vol_size(v));
 		vol_close(v);
 		close(fd);
-		pool_abandon(p);
+		pool_cli_abandon(p);
 		return CLI_EXIT_ERROR;
 	}
 	pool_set_dirty_max(p, UINT64_MAX); /* one commit at the end, or none */
@@ -501,7 +502,7 @@ int cmd_vol_main(int argc, char **argv)
 	    {"rollback", vol_cmd_simple}, {"destroy", vol_cmd_simple}, {"clone", vol_cmd_clone},
 	    {"promote", vol_cmd_simple},  {"set", vol_cmd_set},        {"list", vol_cli_list},
 	    {"get", vol_cli_get},         {"send", vol_cli_send},      {"recv", vol_cli_recv},
-	    {"receive", vol_cli_recv},
+	    {"receive", vol_cli_recv},    {"serve", vol_cli_serve},
 	};
 	const char *root;
 
@@ -511,6 +512,9 @@ int cmd_vol_main(int argc, char **argv)
 		vol_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
+	int st;
+	if (pool_cli_forward(root, argc, argv, &st))
+		return st; /* a pool daemon ran it */
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(root, argc - 1, argv + 1);

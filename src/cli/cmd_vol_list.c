@@ -228,7 +228,7 @@ int vol_cli_list(const char *root, int argc, char **argv)
 			}
 		}
 		vol_iterate(p, 0, list_one, &c);
-		pool_abandon(p);
+		pool_cli_abandon(p);
 	}
 	pool_cli_table_print(&t, stdout);
 	pool_cli_free_names(names, nn);

@@ -61,7 +61,7 @@ int vol_cli_send(const char *root, int argc, char **argv)
 		if (strncmp(from, pool_name(p), (size_t)(slash - from)) ||
 		    strlen(pool_name(p)) != (size_t)(slash - from)) {
 			cli_err("-i %s: not in pool \"%s\"", from, pool_name(p));
-			pool_abandon(p);
+			pool_cli_abandon(p);
 			return CLI_EXIT_USAGE;
 		}
 		from = slash + 1;
@@ -73,7 +73,7 @@ int vol_cli_send(const char *root, int argc, char **argv)
 	pool_cli_progress_end(&pr);
 	if (err)
 		pool_cli_fail(p, err);
-	pool_abandon(p);
+	pool_cli_abandon(p);
 	return err ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 

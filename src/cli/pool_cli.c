@@ -16,6 +16,34 @@
 
 #include "cli.h"
 #include "pool_cli.h"
+#include "serve/serve.h"
+
+/* The pool this process serves (`pool serve`): commands borrow it. */
+static struct {
+	char name[64];
+	struct serve_pool *sp;
+} served;
+
+void pool_cli_set_served(const char *name, struct serve_pool *sp)
+{
+	snprintf(served.name, sizeof(served.name), "%s", sp ? name : "");
+	served.sp = sp;
+}
+
+int pool_cli_is_served(const char *name)
+{
+	return served.sp && !strcmp(name, served.name);
+}
+
+int pool_cli_is_served_any(void)
+{
+	return served.sp != NULL;
+}
+
+static int pool_cli_borrowed(struct pool *p)
+{
+	return served.sp && p == serve_pool_get(served.sp);
+}
 
 int pool_cli_take_root(int *argc, char **argv, const char **root)
 {
@@ -162,6 +190,10 @@ struct pool *pool_cli_open(const char *root, const char *name, int rdonly)
 		cli_err("no such pool \"%s\" (registered under %s/pools)", name, root);
 		return NULL;
 	}
+	if (pool_cli_is_served(name)) {
+		serve_pool_lock(served.sp); /* until pool_cli_close/abandon */
+		return serve_pool_get(served.sp);
+	}
 	if (pool_open(path, rdonly ? POOL_OPEN_RDONLY : 0, &p, err, sizeof(err))) {
 		cli_err("%s", err);
 		return NULL;
@@ -183,12 +215,25 @@ int pool_cli_close(struct pool *p)
 	int err;
 
 	snprintf(name, sizeof(name), "%s", pool_name(p));
-	err = pool_close(p);
+	if (pool_cli_borrowed(p)) {
+		err = pool_sync(p);
+		serve_pool_unlock(served.sp);
+	} else {
+		err = pool_close(p);
+	}
 	if (err) {
 		cli_err("pool \"%s\": final commit failed: %s", name, strerror(-err));
 		return CLI_EXIT_ERROR;
 	}
 	return CLI_EXIT_OK;
+}
+
+void pool_cli_abandon(struct pool *p)
+{
+	if (pool_cli_borrowed(p))
+		serve_pool_unlock(served.sp); /* the daemon's next commit keeps what was done */
+	else
+		pool_abandon(p);
 }
 
 int pool_cli_split(const char *full, int want_snap, char *pool, size_t plen, const char **rest)

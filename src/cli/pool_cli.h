@@ -32,6 +32,27 @@ void pool_cli_free_names(char **names, size_t n);
 struct pool *pool_cli_open(const char *root, const char *name, int rdonly);
 /* Close, printing a commit error; returns an exit status. */
 int pool_cli_close(struct pool *p);
+/* Close without committing (pool_abandon), or give back the served pool. */
+void pool_cli_abandon(struct pool *p);
+
+/*
+ * Inside `pool serve` (cmd_pool_serve.c): commands run by the daemon get
+ * pool NAME from pool_cli_open as SP's pool, locked until pool_cli_close
+ * (which commits) or pool_cli_abandon.
+ */
+struct serve_pool;
+void pool_cli_set_served(const char *name, struct serve_pool *sp);
+int pool_cli_is_served(const char *name);
+int pool_cli_is_served_any(void);
+
+/*
+ * Outside the daemon: when a daemon serves the pool that the `pool`/`vol`
+ * command ARGV (argv[0] "pool" or "vol", --root removed) is about, run it
+ * there and return 1 with its exit status in *STATUS; 0 to run it here.
+ */
+int pool_cli_forward(const char *root, int argc, char **argv, int *status);
+/* `pool serve NAME` (cmd_pool_serve.c); ARGV[0] is "serve". */
+int pool_cli_serve(const char *root, int argc, char **argv);
 
 /*
  * Split "POOL/REST" into POOL and REST ("VOL" or "VOL@SNAP"), checking the

@@ -33,5 +33,15 @@ int vol_cli_list(const char *root, int argc, char **argv);
 int vol_cli_get(const char *root, int argc, char **argv);
 int vol_cli_send(const char *root, int argc, char **argv);
 int vol_cli_recv(const char *root, int argc, char **argv);
+/* vol serve (cmd_vol_serve.c), in its own process. */
+int vol_cli_serve(const char *root, int argc, char **argv);
+/*
+ * vol serve inside the pool daemon: on SP (NULL: open the pool), messages
+ * to ERRFD, relative socket paths against CWD_FD, until STOP_FD is
+ * readable.
+ */
+struct serve_pool;
+int vol_cli_serve_in(const char *root, int argc, char **argv, struct serve_pool *sp, int errfd,
+                     int cwd_fd, int stop_fd);
 
 #endif

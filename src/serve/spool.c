@@ -45,6 +45,8 @@ int serve_err(char *err, size_t len, int errno_neg, const char *fmt, ...)
 	return errno_neg;
 }
 
+int serve_log_fd = -1;
+
 void serve_log(const char *fmt, ...)
 {
 	char buf[1024];
@@ -53,7 +55,10 @@ void serve_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "zonevm serve: %s\n", buf);
+	if (serve_log_fd >= 0)
+		dprintf(serve_log_fd, "zonevm serve: %s\n", buf);
+	else
+		fprintf(stderr, "zonevm serve: %s\n", buf);
 }
 
 int serve_pool_wrap(struct pool *p, struct serve_pool **out)
