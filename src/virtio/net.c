@@ -167,7 +167,7 @@ static int vnet_rx_one(struct vnet *n, unsigned q)
 		 * readable tap. */
 		p->rx_waiting = true;
 		vnet_watch(n, q, false);
-		if (vq_enable_notify(vq)) {
+		if (vq_enable_notify_more(vq)) {
 			p->rx_waiting = false;
 			vnet_watch(n, q, true);
 			return 1;

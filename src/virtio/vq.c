@@ -362,14 +362,15 @@ void vq_disable_notify(struct vq *vq)
 	vq_store16(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
-bool vq_enable_notify(struct vq *vq)
+/* Ask for a notification once avail->idx moves past `at`. */
+static bool vq_arm_notify(struct vq *vq, uint16_t at)
 {
 	uint16_t idx;
 
 	if (!vq->ready || vq_is_broken(vq))
 		return false;
 	if (vq->event_idx)
-		vq_store16(vq_avail_event(vq), vq->last_avail);
+		vq_store16(vq_avail_event(vq), at);
 	else
 		vq_store16(&vq->used->flags, 0);
 	/*
@@ -382,7 +383,17 @@ bool vq_enable_notify(struct vq *vq)
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
-	return idx != vq->last_avail;
+	return idx != at;
+}
+
+bool vq_enable_notify(struct vq *vq)
+{
+	return vq_arm_notify(vq, vq->last_avail);
+}
+
+bool vq_enable_notify_more(struct vq *vq)
+{
+	return vq_arm_notify(vq, vq->avail_cache);
 }
 
 size_t vq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)

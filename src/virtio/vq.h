@@ -136,6 +136,9 @@ bool vq_publish(struct vq *vq);
 void vq_disable_notify(struct vq *vq);
 /* Ask for notifications again; true if buffers arrived meanwhile. */
 bool vq_enable_notify(struct vq *vq);
+/* Same, when the buffers already there (given back by vq_unpop) are not
+ * enough: true if the driver added more since avail->idx was last read. */
+bool vq_enable_notify_more(struct vq *vq);
 /* Break the queue: no more pops or pushes until vq_setup. */
 void vq_fail(struct vq *vq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool vq_is_broken(const struct vq *vq);
