@@ -44,7 +44,8 @@ static void vol_usage(FILE *f)
 	    "  send [-i SNAP] POOL/VOL@SNAP   a stream on stdout; send -t TOKEN resumes\n"
 	    "  recv [-s] POOL/VOL             from stdin; -s keeps a resume token on error\n"
 	    "  recv -A POOL/VOL               discard an interrupted receive\n"
-	    "  serve POOL/VOL --nbd SOCKET|HOST:PORT [--ro]  export over NBD until SIGTERM\n"
+	    "  serve POOL/VOL --nbd SOCKET|HOST:PORT | --vhost-user SOCKET [--ro]\n"
+	    "                                 export until SIGTERM\n"
 	    "properties: name type size used referenced written logicalused\n"
 	    "  logicalreferenced compressratio origin creation guid blocksize compression "
 	    "clones\n");

@@ -1,6 +1,6 @@
 /*
- * cmd_vol_serve.c - `zonevm vol serve POOL/VOL --nbd SOCKET|HOST:PORT
- * [--vhost-user SOCKET] [--ro]`: export a volume to other programs until
+ * cmd_vol_serve.c - `zonevm vol serve POOL/VOL --nbd SOCKET|HOST:PORT |
+ * --vhost-user SOCKET [--ro]`: export a volume to other programs until
  * SIGTERM/SIGINT (or, inside the pool daemon, until the client that asked
  * hangs up).
  *
@@ -63,7 +63,7 @@ static int vol_serve_parse(int argc, char **argv, struct vol_serve_args *a, int 
 	}
 	if (!a->name || (!a->nbd && !a->vhost)) {
 		dprintf(errfd, "zonevm: usage: zonevm vol serve POOL/VOL --nbd SOCKET|HOST:PORT "
-		               "[--vhost-user SOCKET] [--ro]\n");
+		               "| --vhost-user SOCKET [--ro]\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -160,8 +160,9 @@ int vol_cli_serve_in(const char *root, int argc, char **argv, struct serve_pool 
 			close(sfd);
 		return CLI_EXIT_ERROR;
 	}
-	dprintf(errfd, "zonevm: exporting %s %s over NBD on %s\n", a.name,
-	        a.ro ? "read-only" : "read-write", a.nbd);
+	dprintf(errfd, "zonevm: exporting %s %s over %s on %s\n", a.name,
+	        a.ro ? "read-only" : "read-write", a.nbd ? "NBD" : "vhost-user-blk",
+	        a.nbd ? a.nbd : a.vhost);
 	vol_serve_wait(sp, stop_fd, own != NULL);
 	serve_export_stop(e);
 	if (sfd >= 0)

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "pool/pool.h"
 
 #define SERVE_COMMIT_SECS 5
 #define SERVE_MAX_CLIENTS 256
@@ -46,6 +48,14 @@ struct serve_client {
 	bool used;
 };
 
+/* A volume exported over vhost-user-blk for one frontend (a VMM). */
+struct serve_vx {
+	struct serve_daemon *d;
+	struct serve_vhost *v; /* NULL while starting */
+	bool gone;             /* its frontend left: stop it */
+	struct serve_vx *next;
+};
+
 struct serve_daemon {
 	const char *root, *name;
 	struct serve_pool *sp;
@@ -54,6 +64,9 @@ struct serve_daemon {
 	pthread_cond_t idle;
 	unsigned nclients;
 	bool stopping;
+	struct serve_vx *vxs;
+	unsigned vx_seq;
+	int vx_efd; /* a vhost export's frontend left */
 	struct serve_client clients[SERVE_MAX_CLIENTS];
 };
 
@@ -119,18 +132,82 @@ static void serve_do_run(struct serve_client *c, char *payload, size_t len, int 
 	serve_ctl_reply(c->fd, st, "");
 }
 
+/* On the vhost server's thread: its one frontend left. */
+static void serve_vx_gone(void *arg)
+{
+	struct serve_vx *vx = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&vx->d->m);
+	vx->gone = true;
+	pthread_mutex_unlock(&vx->d->m);
+	if (write(vx->d->vx_efd, &one, sizeof(one)) < 0)
+		serve_log("eventfd write: %s", strerror(errno));
+}
+
+/* Stop the exports whose frontend left (ALL: every one, at shutdown). */
+static void serve_vx_reap(struct serve_daemon *d, bool all)
+{
+	for (;;) {
+		struct serve_vx *vx = NULL;
+		pthread_mutex_lock(&d->m);
+		for (struct serve_vx **pp = &d->vxs; *pp; pp = &(*pp)->next) {
+			if ((*pp)->v && ((*pp)->gone || all)) {
+				vx = *pp;
+				*pp = vx->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&d->m);
+		if (!vx)
+			return;
+		serve_vhost_stop(vx->v);
+		free(vx);
+	}
+}
+
 static void serve_do_vhost(struct serve_client *c, char *payload, size_t len)
 {
-	char holder[128];
+	struct serve_daemon *d = c->d;
+	char holder[128], sock[PATH_MAX], err[512];
+	const char *vol = payload + 1;
+	struct serve_vx *vx;
+	int r;
 
-	if (len < 3 || payload[len - 1] != 0 || strlen(payload + 1) != len - 2) {
-		serve_ctl_reply(c->fd, -EBADMSG, "bad request");
+	if (len < 3 || payload[len - 1] != 0 || strlen(vol) != len - 2 || payload[0] > 1 ||
+	    pool_name_check(vol, strchr(vol, '@') != NULL)) {
+		serve_ctl_reply(c->fd, -EINVAL, "bad vhost-user export request");
 		return;
 	}
 	serve_peer_name(c->fd, holder, sizeof(holder));
-	/* The vhost-user-blk server (src/vhost) is not part of this build yet. */
-	serve_ctl_reply(c->fd, -ENOTSUP,
-	                "vhost-user-blk exports are not available in this zonevm build");
+	vx = calloc(1, sizeof(*vx));
+	if (!vx) {
+		serve_ctl_reply(c->fd, -ENOMEM, "out of memory");
+		return;
+	}
+	vx->d = d;
+	pthread_mutex_lock(&d->m);
+	snprintf(sock, sizeof(sock), "%s/run/%s.%u.vhost", d->root, d->name, ++d->vx_seq);
+	vx->next = d->vxs;
+	d->vxs = vx;
+	pthread_mutex_unlock(&d->m);
+	r = serve_vhost_start(d->sp, vol, payload[0], holder, sock, true, serve_vx_gone, vx, &vx->v,
+	                      err, sizeof(err));
+	if (r) {
+		pthread_mutex_lock(&d->m);
+		for (struct serve_vx **pp = &d->vxs; *pp; pp = &(*pp)->next) {
+			if (*pp == vx) {
+				*pp = vx->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&d->m);
+		free(vx);
+		serve_ctl_reply(c->fd, r, err);
+		return;
+	}
+	serve_log("%s/%s exported over vhost-user on %s for %s", d->name, vol, sock, holder);
+	serve_ctl_reply(c->fd, 0, sock);
 }
 
 static void *serve_client_main(void *arg)
@@ -275,6 +352,7 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
 
 	if (!d)
 		return -ENOMEM;
+	d->vx_efd = -1;
 	d->root = root;
 	d->name = name;
 	d->sp = sp;
@@ -285,7 +363,8 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
 	serve_log_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
 	sfd = serve_signals();
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (sfd < 0 || tfd < 0 || timerfd_settime(tfd, 0, &it, NULL) < 0) {
+	d->vx_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sfd < 0 || tfd < 0 || d->vx_efd < 0 || timerfd_settime(tfd, 0, &it, NULL) < 0) {
 		r = -errno;
 		serve_log("signalfd/timerfd: %s", strerror(errno));
 		goto out;
@@ -298,8 +377,9 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
 	serve_log("pool \"%s\" served on %s (pid %d)", name, path, (int)getpid());
 	serve_notify("READY=1\nSTATUS=serving");
 	for (;;) {
-		struct pollfd pf[3] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}};
-		if (poll(pf, 3, -1) < 0) {
+		struct pollfd pf[4] = {
+		    {lfd, POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}, {d->vx_efd, POLLIN, 0}};
+		if (poll(pf, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = -errno;
@@ -318,6 +398,11 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
 			if (read(tfd, &ticks, sizeof(ticks)) > 0)
 				serve_pool_commit(sp);
 		}
+		if (pf[3].revents) {
+			uint64_t ticks;
+			if (read(d->vx_efd, &ticks, sizeof(ticks)) > 0)
+				serve_vx_reap(d, false);
+		}
 		if (pf[0].revents)
 			serve_accept(d, lfd);
 	}
@@ -325,6 +410,7 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
 	close(lfd);
 	unlink(path);
 	serve_shutdown_clients(d);
+	serve_vx_reap(d, true);
 out:
 	if (serve_pool_close(sp) && !r)
 		r = -EIO;
@@ -334,6 +420,8 @@ out:
 		close(sfd);
 	if (tfd >= 0)
 		close(tfd);
+	if (d->vx_efd >= 0)
+		close(d->vx_efd);
 	if (d->nclients == 0) {
 		pthread_mutex_destroy(&d->m);
 		pthread_cond_destroy(&d->idle);

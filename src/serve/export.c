@@ -33,6 +33,7 @@ struct serve_export {
 	char addr[256];
 	bool unix_path;
 	struct nbd_export nx;
+	struct serve_vhost *vh; /* --vhost-user instead of NBD */
 	int lfd;
 	pthread_t lthread;
 	bool lthread_ok;
@@ -237,11 +238,8 @@ int serve_export_start(struct serve_pool *sp, const char *vol, bool ro, const ch
 	char holder[300];
 	int r;
 
-	if (vhost_sock)
-		return serve_err(err, errlen, -ENOTSUP,
-		                 "vhost-user-blk exports are not available in this zonevm build");
-	if (!nbd_addr)
-		return serve_err(err, errlen, -EINVAL, "nothing to export on (give --nbd)");
+	if (!nbd_addr == !vhost_sock)
+		return serve_err(err, errlen, -EINVAL, "give one of --nbd and --vhost-user");
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return serve_err(err, errlen, -ENOMEM, "out of memory");
@@ -249,6 +247,15 @@ int serve_export_start(struct serve_pool *sp, const char *vol, bool ro, const ch
 	pthread_cond_init(&e->cv, NULL);
 	e->sp = sp;
 	e->lfd = -1;
+	if (vhost_sock) {
+		snprintf(holder, sizeof(holder), "vhost-user export %s", vhost_sock);
+		r = serve_vhost_start(sp, vol, ro, holder, vhost_sock, false, NULL, NULL, &e->vh,
+		                      err, errlen);
+		if (r)
+			goto fail;
+		*out = e;
+		return 0;
+	}
 	snprintf(e->name, sizeof(e->name), "%s/%s", serve_pool_name(sp), vol);
 	snprintf(e->addr, sizeof(e->addr), "%s", nbd_addr);
 	snprintf(holder, sizeof(holder), "nbd export %s", nbd_addr);
@@ -291,6 +298,11 @@ void serve_export_stop(struct serve_export *e)
 {
 	if (!e)
 		return;
+	if (e->vh) {
+		serve_vhost_stop(e->vh); /* finishes in-flight I/O, detaches */
+		exp_free(e);
+		return;
+	}
 	pthread_mutex_lock(&e->m);
 	e->stopping = true;
 	pthread_mutex_unlock(&e->m);

@@ -26,6 +26,18 @@ int serve_write_full(int fd, const void *buf, size_t len);
 /* Listen on a UNIX socket path (mode 0600, a stale file replaced) or HOST:PORT. */
 int serve_listen(const char *addr, char *err, size_t errlen);
 
+/* ---- vhost-user-blk exports (vhost_export.c) ---- */
+struct serve_vhost;
+/*
+ * Serve volume VOL of SP (attached for HOLDER) over vhost-user-blk on SOCK.
+ * ONCE: one frontend connection only; GONE(ARG) is then called on the
+ * server's thread when it ended (stop it from another thread).
+ */
+int serve_vhost_start(struct serve_pool *sp, const char *vol, bool ro, const char *holder,
+                      const char *sock, bool once, void (*gone)(void *), void *arg,
+                      struct serve_vhost **out, char *err, size_t errlen);
+void serve_vhost_stop(struct serve_vhost *v);
+
 /* ---- control protocol (ctl.c) ---- */
 #define SERVE_CTL_MAGIC 0x3143565au /* "ZVC1" */
 #define SERVE_CTL_HDR   8u
