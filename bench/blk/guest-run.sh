@@ -9,7 +9,11 @@ eng=$(sed -n 's/.*zbench\.engine=\([a-z_]*\).*/\1/p' /proc/cmdline)
 [ -n "$rt" ] || rt=10
 [ -n "$eng" ] || eng=libaio
 FIO="/mnt/lib64/ld-linux-x86-64.so.2 --library-path /mnt/lib /mnt/bin/fio"
+q=/sys/block/vda/queue
 echo "zbench guest vda_bytes=$(($(cat /sys/block/vda/size) * 512)) runtime=$rt engine=$eng"
+echo "zbench queue hw_queues=$(ls /sys/block/vda/mq | wc -l) nr_requests=$(cat $q/nr_requests)" \
+	"max_sectors_kb=$(cat $q/max_sectors_kb) max_segments=$(cat $q/max_segments)" \
+	"max_segment_size=$(cat $q/max_segment_size)"
 for job in randread:4k randwrite:4k read:1M write:1M; do
 	rw=${job%%:*}
 	bs=${job#*:}

@@ -9,7 +9,9 @@
  * The child's stdout and stderr are read through a pipe (and not shown);
  * after the pattern is seen the child is left to finish on its own (the
  * guest kit powers off) and its exit status is reported.  Figures only: no
- * assertion on how fast anything is.
+ * assertion on how fast anything is.  A command still running after
+ * BOOTTIME_LIMIT seconds (default 120) is killed, so one hung guest does
+ * not stall a whole benchmark; its status is then 137.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +21,15 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+static pid_t child;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	if (child > 0)
+		kill(child, SIGKILL);
+}
 
 static double now_ms(void)
 {
@@ -73,6 +84,9 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 	close(p[1]);
+	child = pid;
+	signal(SIGALRM, on_alarm);
+	alarm(getenv("BOOTTIME_LIMIT") ? (unsigned)atoi(getenv("BOOTTIME_LIMIT")) : 120);
 	for (;;) {
 		ssize_t n = read(p[0], buf + have, sizeof(buf) - 1 - have);
 		if (n < 0 && errno == EINTR)
