@@ -32,8 +32,9 @@
 
 #include "pool_impl.h"
 
-#define SCRATCH_LEN (2 * 131072 + 4096)
-#define STAGE_LEN   (1u << 20)
+#define SCRATCH_LEN   (2 * 131072 + 4096)
+#define STAGE_LEN     (1u << 20)
+#define BLK_PROBE_LEN 4096u
 
 void pool_cksum(const void *buf, size_t len, uint64_t out[2])
 {
@@ -161,13 +162,17 @@ int pool_blk_init(struct pool *p)
 	p->scratch = malloc(SCRATCH_LEN);
 	p->stage = malloc(STAGE_LEN); /* without it, blocks are written one by one */
 	p->stage_len = 0;
-	return p->scratch ? 0 : -ENOMEM;
+	p->lz4 = LZ4_createStream();
+	p->comp_miss = 0;
+	return p->scratch && p->lz4 ? 0 : -ENOMEM;
 }
 
 void pool_blk_fini(struct pool *p)
 {
 	free(p->scratch);
 	p->scratch = NULL;
+	LZ4_freeStream(p->lz4);
+	p->lz4 = NULL;
 	free(p->stage); /* staged blocks are dropped, as in a crash */
 	p->stage = NULL;
 	p->stage_len = 0;
@@ -179,20 +184,51 @@ void pool_blk_describe(const struct pool_bp *bp, char *buf, size_t len)
 	         (unsigned long long)bp->addr, bp->level, bp->psize, (unsigned long long)bp->birth);
 }
 
-/* Compress DATA into OUT; returns the compressed size, or 0 when not worth it. */
-static size_t blk_compress(int comp, const void *data, uint32_t lsize, uint8_t *out, size_t outlen)
+/* lz4 of LEN bytes into at most LIMIT; 0 when it does not fit. */
+static size_t blk_lz4(struct pool *p, const void *data, uint32_t len, uint8_t *out, size_t limit,
+                      int accel)
+{
+	int r;
+
+	/* a reset stream's first block is a plain lz4 block, and resetting
+	 * it costs less than the 16 KiB memset LZ4_compress_default pays */
+	LZ4_resetStream_fast(p->lz4);
+	r = LZ4_compress_fast_continue(p->lz4, data, (char *)out, (int)len, (int)limit, accel);
+	return r > 0 ? (size_t)r : 0;
+}
+
+/*
+ * Compress DATA into OUT; returns the compressed size, or 0 when not worth
+ * it.  Early abort: after a leaf that did not compress, the next one is
+ * first probed by lz4 at acceleration 16 on its first 4 KiB, whatever its
+ * codec (as OpenZFS probes zstd with lz4); a probe that does not save 1/8
+ * stores the leaf as is, and a leaf that compresses ends the probing.  On
+ * random or already compressed data the probe costs about a sixth of a full
+ * lz4 attempt on a 16 KiB leaf (lz4 only finds out at the end of its input
+ * that literals do not fit), less for bigger leaves, and zstd is never
+ * tried.  What is lost is the rare leaf whose first 4 KiB do not compress
+ * but the rest does: it is stored whole.  Metadata (indirect blocks, whose
+ * tails are often holes) is never probed.
+ */
+static size_t blk_compress(struct pool *p, int comp, int leaf, const void *data, uint32_t lsize,
+                           uint8_t *out, size_t outlen)
 {
 	size_t limit = lsize - lsize / 8;
 	size_t n = 0;
 
+	if (leaf && p->comp_miss && lsize > BLK_PROBE_LEN &&
+	    !blk_lz4(p, data, BLK_PROBE_LEN, out, BLK_PROBE_LEN - BLK_PROBE_LEN / 8, 16))
+		return 0;
 	if (comp == POOL_COMP_LZ4) {
-		int r = LZ4_compress_default(data, (char *)out, (int)lsize, (int)limit);
-		n = r > 0 ? (size_t)r : 0;
+		n = blk_lz4(p, data, lsize, out, limit, 1);
 	} else if (comp == POOL_COMP_ZSTD) {
 		size_t r = ZSTD_compress(out, limit < outlen ? limit : outlen, data, lsize, 3);
 		n = ZSTD_isError(r) ? 0 : r;
 	}
-	return (n > 0 && n <= limit) ? n : 0;
+	n = (n > 0 && n <= limit) ? n : 0;
+	if (leaf)
+		p->comp_miss = n == 0;
+	return n;
 }
 
 static int blk_decompress(const struct pool_bp *bp, const uint8_t *in, void *out)
@@ -225,7 +261,8 @@ int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, i
 	if (lsize > 131072 || lsize == 0)
 		return -EINVAL;
 	if (comp != POOL_COMP_OFF)
-		n = blk_compress(comp, data, lsize, buf, p->scratch_len);
+		n = blk_compress(p, comp, type == POOL_BT_VOLDATA, data, lsize, buf,
+		                 p->scratch_len);
 	if (n) {
 		psize = (uint32_t)n;
 	} else {

@@ -118,6 +118,8 @@ struct pool {
 	struct pool_arc *arc;
 	uint8_t *scratch; /* compression output, 2 x 128K + bound */
 	size_t scratch_len;
+	void *lz4;     /* an LZ4_stream_t, initialised once, reset fast per block */
+	int comp_miss; /* the last leaf did not compress: probe the next first */
 };
 
 struct vol {

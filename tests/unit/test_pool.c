@@ -127,6 +127,54 @@ static void test_holes_and_compression(void **state)
 	tp_destroy(&t);
 }
 
+/*
+ * Early abort (blk.c): after leaves that do not compress, leaves that do
+ * are still compressed, whatever the codec, and everything reads back.
+ */
+static void test_compression_after_random(void **state)
+{
+	static const enum pool_compression comps[] = {POOL_COMPRESS_LZ4, POOL_COMPRESS_ZSTD};
+	uint8_t *b = malloc(1 << 20), *r = malloc(1 << 20);
+	(void)state;
+
+	for (size_t c = 0; c < 2; c++) {
+		struct tpool t;
+		struct pool *p = tp_create(&t, 64 << 20);
+		struct vol *v;
+
+		TP_OK(p, vol_create(p, "m", 4 << 20, 16384, comps[c]));
+		TP_OK(p, vol_open(p, "m", &v));
+		tp_fill(b, 1 << 20, 5); /* incompressible: 64 leaves */
+		TP_OK(p, vol_write(v, b, 1 << 20, 0));
+		for (size_t i = 0; i < (1 << 20); i++) /* compressible: 64 leaves */
+			r[i] = (uint8_t)("abcdefgh"[i % 8] + (i >> 14));
+		TP_OK(p, vol_write(v, r, 1 << 20, 1 << 20));
+		TP_OK(p, vol_write(v, b, 16384, 2 << 20));           /* random again, then */
+		TP_OK(p, vol_write(v, r, 16384, (2 << 20) + 16384)); /* one that compresses */
+		TP_OK(p, pool_sync(p));
+		struct vol_info vi = tp_info(p, "m");
+		/* 65 leaves stored whole, 65 compressed to a sector each, + metadata */
+		assert_true(vi.referenced < 65 * 16384 + 65 * 4096 + 65536);
+		assert_int_equal(vi.logicalreferenced, 131 * 16384); /* 130 leaves, 1 indirect */
+		vol_close(v);
+		tp_close(&t);
+		p = tp_open(&t);
+		TP_OK(p, vol_open(p, "m", &v));
+		uint8_t *back = malloc(1 << 20);
+		TP_OK(p, vol_read(v, back, 1 << 20, 0));
+		assert_memory_equal(back, b, 1 << 20);
+		TP_OK(p, vol_read(v, back, 1 << 20, 1 << 20));
+		assert_memory_equal(back, r, 1 << 20);
+		TP_OK(p, vol_read(v, back, 16384, (2 << 20) + 16384));
+		assert_memory_equal(back, r, 16384);
+		free(back);
+		vol_close(v);
+		tp_destroy(&t);
+	}
+	free(b);
+	free(r);
+}
+
 static void test_resize(void **state)
 {
 	struct tpool t;
@@ -230,6 +278,7 @@ int main(void)
 	    cmocka_unit_test(test_io_4k_off),
 	    cmocka_unit_test(test_io_128k_zstd),
 	    cmocka_unit_test(test_holes_and_compression),
+	    cmocka_unit_test(test_compression_after_random),
 	    cmocka_unit_test(test_resize),
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_pool_full),
