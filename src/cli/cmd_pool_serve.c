@@ -20,6 +20,7 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -28,12 +29,15 @@
 #include "vol_cli.h"
 
 #define SERVE_ARGS_MAX          256           /* more than the daemon passes */
+#define SERVE_CMD_WAIT_SECS     10
 #define SERVE_DIRTY_MAX_DEFAULT (64ull << 20) /* pool.h's default */
 
 struct pool_serve_ctx {
 	char root[PATH_MAX];
+	char name[64];
 	struct serve_pool *sp;
 	pthread_mutex_t cmd_lock; /* fds 0-2 and the cwd are borrowed one at a time */
+	char running[160];        /* the command holding cmd_lock, for messages */
 };
 
 /* Pool subcommands a daemon runs (the others name no pool or start one). */
@@ -138,8 +142,9 @@ int pool_cli_forward(const char *root, int argc, char **argv, int *status)
 	if (served_any())
 		return 0; /* we are the daemon */
 	if (!pool_cli_target(argc, argv, pool, sizeof(pool)))
-		return pool_cli_is_list(argc, argv) ? pool_cli_forward_list(root, argc, argv, status)
-		                                    : 0;
+		return pool_cli_is_list(argc, argv)
+		           ? pool_cli_forward_list(root, argc, argv, status)
+		           : 0;
 	if (pool_cli_lookup(root, pool, path, sizeof(path)))
 		return 0;
 	r = serve_forward(root, pool, argc, argv, status);
@@ -173,7 +178,20 @@ static int pool_serve_run_borrowed(struct pool_serve_ctx *c, int argc, char **ar
 	args[argc + 1] = c->root;
 	args[argc + 2] = NULL;
 
-	pthread_mutex_lock(&c->cmd_lock);
+	/* A command that waits for another (`vol send | vol recv` into the
+	 * same pool) would wait forever: give up after a while instead. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SERVE_CMD_WAIT_SECS;
+	if (pthread_mutex_timedlock(&c->cmd_lock, &until)) {
+		dprintf(fds[2],
+		        "zonevm: pool \"%s\" is busy: the pool daemon is running \"%s\"; try "
+		        "again when it is done\n",
+		        c->name, c->running);
+		return CLI_EXIT_ERROR;
+	}
+	snprintf(c->running, sizeof(c->running), "%s %s%s%s", argv[0], argc > 1 ? argv[1] : "",
+	         argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
 	fflush(stdout);
 	fflush(stderr);
 	save_cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -257,6 +275,7 @@ int pool_cli_serve(const char *root, int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	pthread_mutex_init(&c->cmd_lock, NULL);
+	snprintf(c->name, sizeof(c->name), "%s", argv[1]);
 	hooks = (struct serve_hooks){.run = pool_serve_run, .arg = c};
 	pool_cli_set_served(argv[1], c->sp);
 	r = serve_daemon(c->root, argv[1], c->sp, &hooks);
