@@ -25,14 +25,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+#define SERVE_CTL_GIVE_UP_MS 5000
 
 void serve_sock_path(const char *root, const char *pool, char *buf, size_t len)
 {
@@ -240,6 +245,52 @@ static int ctl_wait_reply(int fd, int32_t *status, char *text, size_t tlen)
 	return 0;
 }
 
+/*
+ * Wait for a RUN's reply.  SIGINT/SIGTERM hang up our side, which ends a
+ * command that runs until then (`vol serve`); its reply then comes at
+ * once.  A command that does not stop for it is left to finish in the
+ * daemon: after SERVE_CTL_GIVE_UP_MS we exit as the signal asked.
+ */
+static int ctl_wait_run(int fd, int32_t *st)
+{
+	sigset_t ss, old;
+	int sfd, r, signo = 0;
+
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigprocmask(SIG_BLOCK, &ss, &old);
+	sfd = signalfd(-1, &ss, SFD_CLOEXEC);
+	for (;;) {
+		struct pollfd pf[2] = {{fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+		int n = poll(pf, sfd >= 0 ? 2 : 1, signo ? SERVE_CTL_GIVE_UP_MS : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			r = -EINTR;
+			break;
+		}
+		if (n > 0 && sfd >= 0 && pf[1].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && !signo) {
+				signo = (int)si.ssi_signo;
+				shutdown(fd, SHUT_WR);
+			}
+			continue;
+		}
+		r = ctl_wait_reply(fd, st, NULL, 0);
+		break;
+	}
+	if (sfd >= 0)
+		close(sfd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (r == -EINTR && signo) {
+		signal(signo, SIG_DFL);
+		raise(signo); /* die of it, as without the daemon */
+	}
+	return r;
+}
+
 int serve_forward(const char *root, const char *pool, int argc, char **argv, int *status)
 {
 	char payload[SERVE_CTL_MAX];
@@ -270,7 +321,7 @@ int serve_forward(const char *root, const char *pool, int argc, char **argv, int
 	r = serve_ctl_send(fd, SERVE_CTL_RUN, payload, len, fds, 4);
 	close(fds[3]);
 	if (!r)
-		r = ctl_wait_reply(fd, &st, NULL, 0);
+		r = ctl_wait_run(fd, &st);
 	close(fd);
 	if (r) {
 		fprintf(stderr, "zonevm: pool \"%s\": the pool daemon did not answer: %s\n", pool,
