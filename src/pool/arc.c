@@ -206,22 +206,31 @@ static void arc_make_room(struct pool_arc *a, uint32_t size, int ghost_b2)
 		buf_drop(a, a->l[ARC_B2].tail);
 }
 
-int pool_arc_get(struct pool *p, const struct pool_bp *bp, void *buf)
+const void *pool_arc_peek(struct pool *p, const struct pool_bp *bp)
 {
 	struct pool_arc *a = p->arc;
 	struct arc_buf *b;
 
 	if (!a)
-		return -ENOENT;
+		return NULL;
 	b = *arc_slot(a, bp);
 	if (!b || !b->data || b->size != bp->lsize) {
 		a->st.misses++;
-		return -ENOENT;
+		return NULL;
 	}
 	a->st.hits++;
 	list_remove(a, b);
 	list_push(a, b, ARC_T2);
-	memcpy(buf, b->data, b->size);
+	return b->data;
+}
+
+int pool_arc_get(struct pool *p, const struct pool_bp *bp, void *buf)
+{
+	const void *data = pool_arc_peek(p, bp);
+
+	if (!data)
+		return -ENOENT;
+	memcpy(buf, data, bp->lsize);
 	return 0;
 }
 

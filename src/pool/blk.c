@@ -343,17 +343,21 @@ int pool_blk_verify(struct pool *p, const struct pool_bp *bp)
 
 int pool_blk_read(struct pool *p, const struct pool_bp *bp, void *buf)
 {
-	uint8_t *raw;
-	char what[128];
-	int err;
-
 	if (pool_bp_is_hole(bp)) {
 		memset(buf, 0, bp->lsize);
 		return 0;
 	}
 	if (pool_arc_get(p, bp, buf) == 0)
 		return 0;
-	err = blk_read_raw(p, bp, &raw);
+	return pool_blk_read_device(p, bp, buf);
+}
+
+int pool_blk_read_device(struct pool *p, const struct pool_bp *bp, void *buf)
+{
+	uint8_t *raw;
+	char what[128];
+	int err = blk_read_raw(p, bp, &raw);
+
 	if (err)
 		return err;
 	err = blk_decompress(bp, raw, buf);

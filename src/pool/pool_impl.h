@@ -188,6 +188,8 @@ int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, i
                    struct pool_bp *bp);
 /* Read and verify BP into BUF (bp->lsize bytes). */
 int pool_blk_read(struct pool *p, const struct pool_bp *bp, void *buf);
+/* The same for a block that is not a hole and missed the ARC (pool_arc_peek). */
+int pool_blk_read_device(struct pool *p, const struct pool_bp *bp, void *buf);
 /* Read and verify without the cache and without decompressing into BUF. */
 int pool_blk_verify(struct pool *p, const struct pool_bp *bp);
 int pool_blk_init(struct pool *p);
@@ -200,6 +202,9 @@ int pool_arc_create(struct pool *p, uint64_t cap);
 void pool_arc_destroy(struct pool *p);
 /* Copy a cached block into BUF; 0 if found, -ENOENT if not. */
 int pool_arc_get(struct pool *p, const struct pool_bp *bp, void *buf);
+/* The cached bytes of BP (a hit, as pool_arc_get), valid until the next
+ * pool_arc_put; NULL on a miss. */
+const void *pool_arc_peek(struct pool *p, const struct pool_bp *bp);
 void pool_arc_put(struct pool *p, const struct pool_bp *bp, const void *buf);
 void pool_arc_stats(const struct pool *p, struct pool_arc_stats *st);
 

@@ -137,18 +137,25 @@ int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blki
 		return 0;
 	}
 	for (int level = d->nlevels - 1; level > 0 && !pool_bp_is_hole(&bp); level--) {
-		if (!ind && !(ind = malloc(POOL_IND_SIZE)))
-			return -ENOMEM;
 		if (bp.type != POOL_BT_INDIRECT || bp.level != level || bp.lsize != POOL_IND_SIZE) {
 			err =
 			    pool_err(p, -EIO, "pool \"%s\": bad indirect block pointer at level %d",
 			             p->name, level);
 			break;
 		}
-		err = pool_blk_read(p, &bp, ind);
-		if (err)
-			break;
-		bp = ind[(blkid >> (POOL_BP_PER_IND_SH * (level - 1))) & (POOL_BP_PER_IND - 1)];
+		/* a cached indirect block is read in place: 64 bytes, not 16 KiB */
+		const struct pool_bp *kids = pool_arc_peek(p, &bp);
+		if (!kids) {
+			if (!ind && !(ind = malloc(POOL_IND_SIZE))) {
+				err = -ENOMEM;
+				break;
+			}
+			err = pool_blk_read_device(p, &bp, ind);
+			if (err)
+				break;
+			kids = ind;
+		}
+		bp = kids[(blkid >> (POOL_BP_PER_IND_SH * (level - 1))) & (POOL_BP_PER_IND - 1)];
 	}
 	free(ind);
 	if (err)
@@ -246,8 +253,10 @@ int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t l
 			if (!b->data)
 				return -ENOMEM;
 			p->dirty_bytes += bs;
-			if (!created || n == bs)
-				memset(b->data, 0, bs);
+			if (n == bs)
+				; /* overwritten whole below */
+			else if (!created)
+				memset(b->data, 0, bs); /* punched in this txg */
 			else if ((err = obj_read_leaf(p, o, blkid, b->data)) != 0)
 				return err;
 		}
