@@ -12,11 +12,14 @@
  * (the fds are non-blocking), or trust a length or header from the guest.
  *
  *   rx (tap readable, vnet_queue_poll):
- *     pop chains until they hold the largest packet the guest accepts ->
- *     readv(tap, their writable iovecs) -> push the chains the packet
- *     filled, num_buffers in the header -> give back (vq_unpop) the others
- *   rx queue empty: stop polling the tap (env.queue_fd_watch) and ask for
- *     a kick; the kick resumes it.  Without MRG_RXBUF one chain per packet.
+ *     pop chains into the queue's held list until it can take the largest
+ *     packet the guest accepts -> readv(tap, their writable iovecs) ->
+ *     push the chains the packet filled, num_buffers in the header; the
+ *     others stay held for the next packet (each chain is walked once)
+ *   less room than that: read the packet into a bounce buffer and copy it
+ *     in if it fits; if not, or no chain at all: stop polling the tap
+ *     (env.queue_fd_watch) and ask for a kick, which resumes it.
+ *     Without MRG_RXBUF a packet goes into one chain.
  *   tx (kick): pop -> writev(tap, readable iovecs) -> push len 0
  *
  * A bad chain breaks the device through the chain walker (NEEDS_RESET).
@@ -33,7 +36,7 @@
 
 #include "internal.h"
 
-#define VNET_TX_IOV     64                      /* buffers per tx chain (Linux: at most 19) */
+#define VNET_CHAIN_IOV  64                      /* buffers per tx chain (Linux: at most 19) */
 #define VNET_RX_IOV     1024                    /* writable buffers gathered for one rx packet */
 #define VNET_RX_CHAINS  256                     /* chains one merged rx packet may span */
 #define VNET_RX_BUDGET  256                     /* packets per wakeup; the fd stays readable */
@@ -47,9 +50,27 @@
 #define VNET_ERR               1
 #define VNET_S_LINK_UP         1
 
+/*
+ * rx chains popped and not used yet (the held list, oldest first): a
+ * packet goes into the first of them, the rest wait for the next packet,
+ * so a chain is walked once however small the packets.  pending: a packet
+ * read before there was room for it (it is copied in when buffers come).
+ */
+struct vnet_rxq {
+	unsigned nheld, niov;
+	uint64_t held_room;
+	uint16_t head[VNET_RX_CHAINS];
+	uint32_t room[VNET_RX_CHAINS];
+	uint16_t nio[VNET_RX_CHAINS];
+	struct iovec iov[VNET_RX_IOV];
+	uint32_t pending_len;
+	uint8_t pending[VNET_RX_BIG];
+};
+
 struct vnet_pair {
 	int fd;
 	bool rx_waiting; /* out of rx buffers: fd not polled until a kick */
+	struct vnet_rxq *rx;
 };
 
 struct vnet {
@@ -59,10 +80,7 @@ struct vnet {
 	unsigned pairs, active;
 	struct vnet_pair pair[VNET_MAX_PAIRS];
 	/* scratch, used by one queue at a time (all run on the event loop) */
-	struct iovec chain_iov[VNET_TX_IOV];
-	struct iovec rx_iov[VNET_RX_IOV];
-	uint16_t rx_head[VNET_RX_CHAINS];
-	uint32_t rx_room[VNET_RX_CHAINS];
+	struct iovec chain_iov[VNET_CHAIN_IOV];
 	struct vnet_stats st;
 };
 
@@ -93,115 +111,172 @@ static uint32_t vnet_rx_need(const struct vnet *n)
 	return VNET_RX_SMALL;
 }
 
-/*
- * Pop chains until their writable room reaches need (one chain without
- * MRG_RXBUF).  Returns the chains popped, -1 when the ring ran out first
- * (they are given back), -EIO when the device broke.
- */
-static int vnet_rx_gather(struct vnet *n, struct vq *vq, bool mrg, uint32_t need, unsigned *niov)
+static void vnet_rx_forget(struct vnet_rxq *r)
 {
-	struct vq_chain ch = {.iov = n->chain_iov, .iov_cap = VNET_TX_IOV};
-	uint64_t room = 0;
-	unsigned chains = 0;
-	int r;
+	r->nheld = 0;
+	r->niov = 0;
+	r->held_room = 0;
+	r->pending_len = 0;
+}
 
-	*niov = 0;
-	while (chains < VNET_RX_CHAINS && *niov < VNET_RX_IOV) {
-		uint32_t croom = 0;
+/*
+ * Pop chains into the held list until it has room for the largest packet
+ * (one chain without MRG_RXBUF), the ring is empty or the list is full.
+ * -EIO when the device broke.
+ */
+static int vnet_rx_top_up(struct vnet *n, struct vq *vq, struct vnet_rxq *r, bool mrg)
+{
+	struct vq_chain ch = {.iov = n->chain_iov, .iov_cap = VNET_CHAIN_IOV};
+	uint32_t need = vnet_rx_need(n);
+	int got;
 
-		r = vq_pop(vq, &ch);
-		if (r < 0)
-			return -EIO;
-		if (r == 0)
-			break;
+	while ((mrg ? r->held_room < need : r->nheld == 0) && r->nheld < VNET_RX_CHAINS &&
+	       r->niov + VNET_CHAIN_IOV <= VNET_RX_IOV) {
+		uint32_t room = 0;
+
+		got = vq_pop(vq, &ch);
+		if (got <= 0)
+			return got < 0 ? -EIO : 0;
 		/* Readable buffers in an rx chain carry nothing: skip them. */
-		for (unsigned i = 0; i < ch.wr && *niov < VNET_RX_IOV; i++) {
-			n->rx_iov[(*niov)++] = ch.iov[ch.rd + i];
-			croom += (uint32_t)ch.iov[ch.rd + i].iov_len;
+		for (unsigned i = 0; i < ch.wr; i++) {
+			r->iov[r->niov + i] = ch.iov[ch.rd + i];
+			room += (uint32_t)ch.iov[ch.rd + i].iov_len;
 		}
-		if (croom < VNET_HDR_LEN) {
+		if (room < VNET_HDR_LEN) {
 			/* 5.1.6.3.1: every rx buffer holds at least a header. */
 			vq_fail(vq,
 			        "rx chain at head %u has %u writable bytes, less than the %u-byte "
 			        "header",
-			        ch.head, croom, VNET_HDR_LEN);
+			        ch.head, room, VNET_HDR_LEN);
 			return -EIO;
 		}
-		n->rx_head[chains] = ch.head;
-		n->rx_room[chains++] = croom;
-		room += croom;
-		if (!mrg || room >= need)
-			return (int)chains;
+		r->niov += ch.wr;
+		r->head[r->nheld] = ch.head;
+		r->room[r->nheld] = room;
+		r->nio[r->nheld++] = ch.wr;
+		r->held_room += room;
 	}
-	/* A ring whose every buffer together is smaller than need: use it. */
-	if (chains > 0 && (chains == vq->size || chains == VNET_RX_CHAINS || *niov == VNET_RX_IOV))
-		return (int)chains;
-	vq_unpop(vq, (uint16_t)chains);
-	return -1;
+	return 0;
 }
 
-/* Header fields we own: num_buffers, written across buffer boundaries. */
-static void vnet_rx_set_buffers(struct vnet *n, unsigned niov, uint16_t nbuf)
+/* Room a packet may use: all held chains, or the first without MRG_RXBUF. */
+static uint64_t vnet_rx_room(const struct vnet_rxq *r, bool mrg)
 {
-	uint16_t le = htole16(nbuf);
-
-	vq_buf_to_iov(n->rx_iov, niov, offsetof(struct vnet_hdr, num_buffers), &le, sizeof(le));
+	return mrg ? r->held_room : r->nheld ? r->room[0] : 0;
 }
 
-/* One packet; 1 when one was delivered or dropped, 0 when there is no
- * more to do now, -EIO when broken. */
+/* A packet of len bytes is in the first held chains: push them, write
+ * num_buffers, drop them from the held list. */
+static void vnet_rx_deliver(struct vnet *n, struct vq *vq, struct vnet_rxq *r, uint64_t len)
+{
+	unsigned k = 0, iovs = 0;
+	uint64_t left = len;
+	uint16_t le;
+
+	while (left > 0 && k < r->nheld) {
+		uint32_t l = left < r->room[k] ? (uint32_t)left : r->room[k];
+
+		vq_push(vq, r->head[k], l);
+		left -= l;
+		r->held_room -= r->room[k];
+		iovs += r->nio[k++];
+	}
+	le = htole16((uint16_t)k);
+	vq_buf_to_iov(r->iov, r->niov, offsetof(struct vnet_hdr, num_buffers), &le, sizeof(le));
+	r->nheld -= k;
+	r->niov -= iovs;
+	memmove(r->head, r->head + k, r->nheld * sizeof(r->head[0]));
+	memmove(r->room, r->room + k, r->nheld * sizeof(r->room[0]));
+	memmove(r->nio, r->nio + k, r->nheld * sizeof(r->nio[0]));
+	memmove(r->iov, r->iov + iovs, r->niov * sizeof(r->iov[0]));
+	n->st.rx_packets++;
+	n->st.rx_bytes += len - VNET_HDR_LEN;
+}
+
+/* A read from the tap: n bytes, or 0 when there is no packet now, -1 when
+ * one was lost (counted). */
+static ssize_t vnet_rx_read(struct vnet *n, unsigned q, int fd, const struct iovec *iov,
+                            unsigned niov)
+{
+	ssize_t len = readv(fd, iov, (int)niov);
+
+	if (len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (len < VNET_HDR_LEN) {
+		/* The tap refused our buffers (EFAULT/EINVAL) and dropped it. */
+		n->st.rx_dropped++;
+		if (len < 0 && errno != EFAULT && errno != EINVAL)
+			virtio_dev_log_guest(&n->dev, "rx queue %u: read: %s", q, strerror(errno));
+		return -1;
+	}
+	return len;
+}
+
+/* Out of room: stop polling the tap until the guest kicks; 1 if it added
+ * buffers meanwhile (go on), else 0. */
+static int vnet_rx_wait(struct vnet *n, unsigned q)
+{
+	struct vnet_pair *p = &n->pair[q / 2];
+
+	p->rx_waiting = true;
+	vnet_watch(n, q, false);
+	if (!vq_enable_notify(&n->dev.vqs[q]))
+		return 0;
+	p->rx_waiting = false;
+	vnet_watch(n, q, true);
+	return 1;
+}
+
+/* One packet: 1 when one was delivered or dropped (go on), 0 when there is
+ * nothing more to do now, -EIO when broken. */
 static int vnet_rx_one(struct vnet *n, unsigned q)
 {
 	struct vq *vq = &n->dev.vqs[q];
 	struct vnet_pair *p = &n->pair[q / 2];
+	struct vnet_rxq *r = p->rx;
 	bool mrg = virtio_dev_has(&n->dev, VIRTIO_NET_F_MRG_RXBUF);
-	unsigned niov, used;
+	bool full;
 	ssize_t len;
-	uint64_t left;
-	int chains = vnet_rx_gather(n, vq, mrg, vnet_rx_need(n), &niov);
 
-	if (chains == -EIO)
+	if (vnet_rx_top_up(n, vq, r, mrg) < 0)
 		return -EIO;
-	if (chains < 0) {
-		/* No room: wait for the guest's kick instead of spinning on a
-		 * readable tap. */
-		p->rx_waiting = true;
-		vnet_watch(n, q, false);
-		if (vq_enable_notify_more(vq)) {
-			p->rx_waiting = false;
-			vnet_watch(n, q, true);
+	if (r->pending_len == 0) {
+		if (mrg ? r->held_room >= vnet_rx_need(n) : r->nheld > 0) {
+			/* Enough room for any packet: straight into the guest. */
+			len = vnet_rx_read(n, q, p->fd, r->iov, mrg ? r->niov : r->nio[0]);
+			if (len <= 0)
+				return len < 0;
+			if ((uint64_t)len > vnet_rx_room(r, mrg)) {
+				/* The tap returns a packet's full length even
+				 * when it cut it to our buffers: drop it. */
+				n->st.rx_dropped++;
+				return 1;
+			}
+			vnet_rx_deliver(n, vq, r, (uint64_t)len);
 			return 1;
 		}
-		return 0;
+		if (r->nheld == 0)
+			return vnet_rx_wait(n, q);
+		/* Some room, maybe not enough: look at the packet first. */
+		len = vnet_rx_read(n, q, p->fd, &(struct iovec){r->pending, VNET_RX_BIG}, 1);
+		if (len <= 0)
+			return len < 0;
+		r->pending_len = (uint32_t)len;
 	}
-	len = readv(p->fd, n->rx_iov, (int)niov);
-	if (len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-		vq_unpop(vq, (uint16_t)chains);
-		return 0;
-	}
-	if (len < VNET_HDR_LEN) {
-		/* A packet that did not fit (EFAULT/EINVAL from the tap) is
-		 * consumed by the kernel: count it, keep the buffers. */
-		vq_unpop(vq, (uint16_t)chains);
-		n->st.rx_dropped++;
-		if (len < 0 && errno != EFAULT && errno != EINVAL && errno != EMSGSIZE) {
-			virtio_dev_log_guest(&n->dev, "rx queue %u: read: %s", q, strerror(errno));
-			return 0;
-		}
+	if (r->pending_len <= vnet_rx_room(r, mrg)) {
+		vq_buf_to_iov(r->iov, r->niov, 0, r->pending, r->pending_len);
+		vnet_rx_deliver(n, vq, r, r->pending_len);
+		r->pending_len = 0;
 		return 1;
 	}
-	left = (uint64_t)len;
-	for (used = 0; used < (unsigned)chains && left > 0; used++) {
-		uint32_t l = left < n->rx_room[used] ? (uint32_t)left : n->rx_room[used];
-
-		vq_push(vq, n->rx_head[used], l);
-		left -= l;
+	full = r->nheld == VNET_RX_CHAINS || r->niov + VNET_CHAIN_IOV > VNET_RX_IOV;
+	if (!mrg || full) {
+		/* Buffers too small for it however many come: drop it. */
+		n->st.rx_dropped++;
+		r->pending_len = 0;
+		return 1;
 	}
-	vnet_rx_set_buffers(n, niov, (uint16_t)used);
-	vq_unpop(vq, (uint16_t)(chains - (int)used));
-	n->st.rx_packets++;
-	n->st.rx_bytes += (uint64_t)len - VNET_HDR_LEN;
-	return 1;
+	return vnet_rx_wait(n, q);
 }
 
 void vnet_queue_poll(struct virtio_dev *dev, unsigned q)
@@ -241,7 +316,7 @@ static void vnet_rx_kick(struct vnet *n, unsigned q)
 static void vnet_tx(struct vnet *n, unsigned q)
 {
 	struct vq *vq = &n->dev.vqs[q];
-	struct vq_chain ch = {.iov = n->chain_iov, .iov_cap = VNET_TX_IOV};
+	struct vq_chain ch = {.iov = n->chain_iov, .iov_cap = VNET_CHAIN_IOV};
 	int fd = n->pair[q / 2].fd, got;
 
 	do {
@@ -293,7 +368,7 @@ static uint8_t vnet_ctrl_mq(struct vnet *n, uint8_t cmd, const struct vq_chain *
 static void vnet_ctrl(struct vnet *n, unsigned q)
 {
 	struct vq *vq = &n->dev.vqs[q];
-	struct vq_chain ch = {.iov = n->chain_iov, .iov_cap = VNET_TX_IOV};
+	struct vq_chain ch = {.iov = n->chain_iov, .iov_cap = VNET_CHAIN_IOV};
 	uint8_t hdr[2];
 	int got;
 
@@ -347,6 +422,7 @@ static int vnet_queue_start(struct virtio_dev *dev, unsigned q)
 		n->ops->set_offload(n->pair[i].fd, dev->guest_features);
 	if (n->external)
 		return 0;
+	vnet_rx_forget(n->pair[q / 2].rx);
 	n->pair[q / 2].rx_waiting = false;
 	vnet_watch(n, q, true);
 	return 0;
@@ -360,15 +436,20 @@ static void vnet_reset(struct virtio_dev *dev)
 	for (unsigned i = 1; i < n->active && n->ops && n->ops->set_queue; i++)
 		n->ops->set_queue(n->pair[i].fd, false);
 	n->active = 1;
+	/* The held chains and a pending packet belonged to the old rings. */
+	for (unsigned i = 0; i < n->pairs && !n->external; i++)
+		vnet_rx_forget(n->pair[i].rx);
 }
 
 static void vnet_destroy(struct virtio_dev *dev)
 {
 	struct vnet *n = (struct vnet *)dev;
 
-	for (unsigned i = 0; i < n->pairs; i++)
+	for (unsigned i = 0; i < n->pairs; i++) {
 		if (n->pair[i].fd >= 0)
 			close(n->pair[i].fd);
+		free(n->pair[i].rx);
+	}
 	virtio_dev_fini(dev);
 	free(n);
 }
@@ -443,8 +524,16 @@ int vnet_create(const struct vnet_config *cfg, const struct gmem *gm, const stru
 	n->external = cfg->external;
 	n->pairs = cfg->pairs;
 	n->active = 1;
-	for (unsigned i = 0; i < cfg->pairs; i++)
+	for (unsigned i = 0; i < cfg->pairs; i++) {
 		n->pair[i] = (struct vnet_pair){.fd = cfg->fds[i], .rx_waiting = true};
+		if (!n->external && (n->pair[i].rx = calloc(1, sizeof(struct vnet_rxq))) == NULL) {
+			for (unsigned j = 0; j < i; j++)
+				free(n->pair[j].rx);
+			virtio_dev_fini(&n->dev);
+			free(n);
+			return -ENOMEM;
+		}
+	}
 	for (unsigned i = 1; i < cfg->pairs && n->ops && n->ops->set_queue; i++)
 		n->ops->set_queue(n->pair[i].fd, false);
 	memcpy(n->dev.config, cfg->mac, 6);

@@ -284,11 +284,6 @@ int vq_pop(struct vq *vq, struct vq_chain *ch)
 	return 1;
 }
 
-void vq_unpop(struct vq *vq, uint16_t n)
-{
-	vq->last_avail = (uint16_t)(vq->last_avail - n);
-}
-
 void vq_set_base(struct vq *vq, uint16_t avail_base)
 {
 	if (!vq->ready)
@@ -362,15 +357,14 @@ void vq_disable_notify(struct vq *vq)
 	vq_store16(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
-/* Ask for a notification once avail->idx moves past `at`. */
-static bool vq_arm_notify(struct vq *vq, uint16_t at)
+bool vq_enable_notify(struct vq *vq)
 {
 	uint16_t idx;
 
 	if (!vq->ready || vq_is_broken(vq))
 		return false;
 	if (vq->event_idx)
-		vq_store16(vq_avail_event(vq), at);
+		vq_store16(vq_avail_event(vq), vq->last_avail);
 	else
 		vq_store16(&vq->used->flags, 0);
 	/*
@@ -383,17 +377,7 @@ static bool vq_arm_notify(struct vq *vq, uint16_t at)
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
-	return idx != at;
-}
-
-bool vq_enable_notify(struct vq *vq)
-{
-	return vq_arm_notify(vq, vq->last_avail);
-}
-
-bool vq_enable_notify_more(struct vq *vq)
-{
-	return vq_arm_notify(vq, vq->avail_cache);
+	return idx != vq->last_avail;
 }
 
 size_t vq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)

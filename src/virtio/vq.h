@@ -120,9 +120,6 @@ void vq_reset(struct vq *vq);
 
 /* 1 and a chain in *ch, 0 when the ring is empty, -EIO once broken. */
 int vq_pop(struct vq *vq, struct vq_chain *ch);
-/* Give back the last n chains popped and not pushed: they are walked again
- * (and checked again) by the next vq_pop. */
-void vq_unpop(struct vq *vq, uint16_t n);
 /* Resume a ring another process drove (vhost-user SET_VRING_BASE): pop
  * from avail index avail_base, push after the used ring's current idx. */
 void vq_set_base(struct vq *vq, uint16_t avail_base);
@@ -136,9 +133,6 @@ bool vq_publish(struct vq *vq);
 void vq_disable_notify(struct vq *vq);
 /* Ask for notifications again; true if buffers arrived meanwhile. */
 bool vq_enable_notify(struct vq *vq);
-/* Same, when the buffers already there (given back by vq_unpop) are not
- * enough: true if the driver added more since avail->idx was last read. */
-bool vq_enable_notify_more(struct vq *vq);
 /* Break the queue: no more pops or pushes until vq_setup. */
 void vq_fail(struct vq *vq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool vq_is_broken(const struct vq *vq);

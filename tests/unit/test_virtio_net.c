@@ -3,7 +3,8 @@
  * paths, driven by the fake driver of vguest.c, with a datagram socket pair
  * as the packet backend (one packet per readv/writev, as a tap with a vnet
  * header): packets both ways with their 12-byte header, mergeable rx
- * buffers spanning chains (num_buffers) and the chains given back, rx
+ * buffers spanning chains (num_buffers) and the chains held for the next
+ * packet, a small packet going in when there is little room, rx
  * pausing its fd when the guest has no buffers and resuming on the kick,
  * short and hostile chains, VQ_PAIRS_SET, the config space.
  */
@@ -256,23 +257,43 @@ static void test_rx_mergeable(void **state)
 static void test_rx_waits_for_buffers(void **state)
 {
 	struct fx *f = fx_new(1, 0);
-	uint8_t pkt[300];
-	size_t len = make_packet(pkt, 200, 5);
-	uint32_t id, ulen;
+	static uint8_t pkt[20100], small[300], out[20100];
+	size_t len = make_packet(pkt, 20000, 5), slen = make_packet(small, 200, 6);
+	uint64_t gpa[40];
+	uint32_t id, ulen, total = 0;
+	unsigned n = 0;
+	struct vnet_hdr h;
 
 	(void)state;
 	assert_true(f->watch_on[0]); /* queue start */
+	/* a few buffers, not enough for a GSO packet: a small one still goes
+	 * in at once, into the first of them */
+	post_rx(f, 4, 2048, gpa);
+	assert_int_equal(write(f->peer[0], small, slen), (ssize_t)slen);
+	vnet_queue_poll(f->dev, 0);
+	assert_true(vguest_get_used(&f->rx, &id, &ulen));
+	assert_int_equal(id, 0);
+	assert_int_equal(ulen, slen);
+	assert_memory_equal(vguest_ptr(&f->g, gpa[0]) + VNET_HDR_LEN, small + VNET_HDR_LEN, 200);
+	/* a 20 KB packet does not fit in the three left: wait, do not spin */
 	assert_int_equal(write(f->peer[0], pkt, len), (ssize_t)len);
-	/* a few buffers, not enough for a GSO packet: wait, do not spin */
-	post_rx(f, 4, 2048, NULL);
 	vnet_queue_poll(f->dev, 0);
 	assert_false(f->watch_on[0]);
 	assert_false(vguest_get_used(&f->rx, &id, &ulen));
-	post_rx(f, 36, 2048, NULL);
+	post_rx(f, 36, 2048, gpa + 4);
 	virtio_dev_queue_notify(f->dev, 0); /* the guest's kick */
 	assert_true(f->watch_on[0]);
-	assert_true(vguest_get_used(&f->rx, &id, &ulen));
-	assert_int_equal(ulen, len);
+	while (vguest_get_used(&f->rx, &id, &ulen)) {
+		assert_int_equal(id, 1 + n);
+		memcpy(out + total, vguest_ptr(&f->g, gpa[1 + n]), ulen);
+		total += ulen;
+		n++;
+	}
+	assert_int_equal(total, len);
+	assert_int_equal(n, (len + 2047) / 2048);
+	memcpy(&h, out, sizeof(h));
+	assert_int_equal(le16toh(h.num_buffers), n);
+	assert_memory_equal(out + VNET_HDR_LEN, pkt + VNET_HDR_LEN, 20000);
 	fx_free(f);
 }
 
