@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pool_cli.h"
+#include "serve/serve.h"
 #include "vmm/vmm.h"
 
 #define RUN_DEFAULT_MEM     (256ULL << 20)
@@ -30,6 +32,7 @@ static void run_usage(FILE *f)
 	        "usage: zonevm run --kernel PATH [--initrd PATH] [--cmdline STR]\n"
 	        "                  [--cpus N] [--mem SIZE] [--on-reboot exit|restart]\n"
 	        "                  [--disk PATH[,ro][,serial=ID]]... [--rng|--no-rng]\n"
+	        "                  [--disk vhost-user=SOCKET]... [--disk vol=POOL/VOL[,ro]]...\n"
 	        "\n"
 	        "Boot a Linux bzImage (boot protocol 2.12+, 64-bit entry) under KVM.\n"
 	        "  --kernel PATH      the kernel (bzImage)\n"
@@ -42,6 +45,13 @@ static void run_usage(FILE *f)
 	        "                     order): PATH is a raw image file or a block device\n"
 	        "                     whose size is a multiple of 512; ro makes it\n"
 	        "                     read-only; serial=ID sets its id (up to 20 bytes)\n"
+	        "  --disk vhost-user=SOCKET  a virtio-blk disk served by the vhost-user-blk\n"
+	        "                     backend listening on SOCKET (zonevm disk serve,\n"
+	        "                     qemu-storage-daemon, ...); guest memory is then shared\n"
+	        "  --disk vol=POOL/VOL[,ro]  volume VOL of POOL, exported by the running\n"
+	        "                     `zonevm pool serve POOL` over vhost-user-blk\n"
+	        "  --root DIR         the zonevm root for vol= disks (default $ZONEVM_ROOT or\n"
+	        "                     /var/lib/zonevm)\n"
 	        "  --rng, --no-rng    a virtio-rng entropy device (default: on)\n"
 	        "\n"
 	        "The guest's serial console (COM1) is on stdin/stdout; when stdin is a\n"
@@ -68,12 +78,71 @@ static int open_input(const char *what, const char *path)
 	return fd;
 }
 
+/*
+ * vhost-user=SOCKET, or vol=POOL/VOL[,ro] (*vol then points at POOL/VOL and
+ * the socket comes later from the pool daemon): 1, or 0 for a plain PATH.
+ */
+static int parse_disk_remote(char *spec, struct vmm_disk *d, const char **vol)
+{
+	char *comma;
+
+	if (!strncmp(spec, "vhost-user=", 11)) {
+		d->vhost_user = spec + 11;
+		if (!*d->vhost_user || strchr(d->vhost_user, ',')) {
+			cli_err("--disk %s: want vhost-user=SOCKET (no options: the backend "
+			        "decides size, read-only and id)",
+			        spec);
+			return -EINVAL;
+		}
+		return 1;
+	}
+	if (strncmp(spec, "vol=", 4))
+		return 0;
+	*vol = spec + 4;
+	if ((comma = strchr(spec + 4, ','))) {
+		*comma = 0;
+		if (strcmp(comma + 1, "ro")) {
+			cli_err("--disk vol=%s: unknown option \"%s\" (want ro)", *vol, comma + 1);
+			return -EINVAL;
+		}
+		d->read_only = true;
+	}
+	if (!strchr(*vol, '/') || !strchr(*vol, '/')[1] || *vol[0] == '/') {
+		cli_err("--disk vol=%s: want POOL/VOL", *vol);
+		return -EINVAL;
+	}
+	d->name = *vol;
+	return 1;
+}
+
+/* Ask the daemon of vol= disk D's pool for a vhost-user export. */
+static int open_disk_vol(const char *root, const char *vol, struct vmm_disk *d, char *sock,
+                         size_t len)
+{
+	char err[512];
+	int r = serve_export_vhost(root, vol, d->read_only, sock, len, err, sizeof(err));
+
+	if (r < 0) {
+		if (r == -ENOENT && !err[0])
+			cli_err("--disk vol=%s: no `zonevm pool serve` runs for its pool", vol);
+		else
+			cli_err("--disk vol=%s: %s", vol, err[0] ? err : strerror(-r));
+		return r;
+	}
+	d->vhost_user = sock;
+	return 0;
+}
+
 /* Parse PATH[,ro][,serial=ID] into d (path points into spec). */
-static int parse_disk(char *spec, struct vmm_disk *d)
+static int parse_disk(char *spec, struct vmm_disk *d, const char **vol)
 {
 	char *opt, *save = NULL;
+	int r;
 
 	*d = (struct vmm_disk){.fd = -1};
+	*vol = NULL;
+	if ((r = parse_disk_remote(spec, d, vol)) != 0)
+		return r < 0 ? r : 0;
 	d->name = strtok_r(spec, ",", &save);
 	if (!d->name || !*d->name) {
 		cli_err("--disk: \"%s\" has no path", spec);
@@ -165,6 +234,9 @@ int cmd_run_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct vmm_disk disks[RUN_MAX_DISKS];
+	const char *vols[RUN_MAX_DISKS];
+	static char socks[RUN_MAX_DISKS][108];
+	const char *root;
 	unsigned ndisks = 0;
 	const char *kernel = NULL, *initrd = NULL;
 	struct vmm_config cfg = {
@@ -181,6 +253,8 @@ int cmd_run_main(int argc, char **argv)
 	struct vmm_limits lim;
 	int c, ret, status = CLI_EXIT_USAGE;
 
+	if (pool_cli_take_root(&argc, argv, &root) < 0)
+		return CLI_EXIT_USAGE;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -219,7 +293,7 @@ int cmd_run_main(int argc, char **argv)
 				cli_err("--disk: at most %d disks", RUN_MAX_DISKS);
 				return CLI_EXIT_USAGE;
 			}
-			if (parse_disk(optarg, &disks[ndisks]) < 0)
+			if (parse_disk(optarg, &disks[ndisks], &vols[ndisks]) < 0)
 				return CLI_EXIT_USAGE;
 			ndisks++;
 			break;
@@ -271,7 +345,10 @@ int cmd_run_main(int argc, char **argv)
 	if (initrd && (cfg.initrd_fd = open_input("initrd", initrd)) < 0)
 		goto out;
 	for (cfg.ndisks = 0; cfg.ndisks < ndisks; cfg.ndisks++)
-		if (open_disk(&disks[cfg.ndisks]) < 0) {
+		if (vols[cfg.ndisks] ? open_disk_vol(root, vols[cfg.ndisks], &disks[cfg.ndisks],
+		                                     socks[cfg.ndisks], sizeof(socks[0])) < 0
+		    : disks[cfg.ndisks].vhost_user ? false
+		                                   : open_disk(&disks[cfg.ndisks]) < 0) {
 			cfg.ndisks++; /* close it too */
 			goto out;
 		}

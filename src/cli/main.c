@@ -18,6 +18,9 @@ static const struct cli_command commands[] = {
     {.name = "vol",
      .summary = "volumes, snapshots, clones, send/recv in a pool",
      .main = cmd_vol_main},
+    {.name = "disk",
+     .summary = "serve a raw disk image over vhost-user-blk",
+     .main = cmd_disk_main},
     {.name = "help", .summary = "list the subcommands", .main = cmd_help_main},
 };
 

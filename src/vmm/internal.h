@@ -31,12 +31,14 @@ struct vm_mem {
 	uint64_t size;      /* total guest RAM */
 	uint64_t low_size;  /* RAM at gpa 0 (below the MMIO hole) */
 	uint64_t high_size; /* RAM at LAYOUT_HIGH_RAM */
+	int memfd;          /* shared memory: its memfd (low RAM at offset 0), or -1 */
 };
 
 /* Split size around the MMIO hole. */
 void mem_layout(uint64_t size, uint64_t *low, uint64_t *high);
-/* Map and lock; returns 0 or -errno with a message already printed. */
-int mem_alloc(struct vm_mem *m, uint64_t size);
+/* Map and lock (shared: a sealed memfd mapped MAP_SHARED, for vhost-user);
+ * returns 0 or -errno with a message already printed. */
+int mem_alloc(struct vm_mem *m, uint64_t size, bool shared);
 void mem_free(struct vm_mem *m);
 /* Host pointer for [gpa, gpa+len) if it lies wholly in RAM, else NULL. */
 void *mem_ptr(const struct vm_mem *m, uint64_t gpa, uint64_t len);
@@ -208,6 +210,30 @@ int vhost_net_start(struct vhost_net *vh, unsigned q, uint64_t features,
 /* Detach every running ring from the tap (device reset). */
 void vhost_net_stop(struct vhost_net *vh);
 void vhost_net_close(struct vhost_net *vh);
+
+/* ---- vhost-user-blk disks (vhost_blk.c) --------------------------------- */
+
+struct vhost_blk;
+struct virtio_env;
+struct virtio_dev;
+
+/* Connect to the backend of DISK (vhost_user set), share guest memory (the
+ * memfd), read its config; *dev: the model the transport drives. */
+int vhost_blk_create(struct vm *vm, const struct vmm_disk *disk, const struct gmem *gm,
+                     const struct virtio_env *env, struct virtio_dev **dev,
+                     struct vhost_blk **out);
+/* Queue q was enabled: hand its rings, doorbell and irqfd to the backend.
+ * 0, -errno (refused: NEEDS_RESET), or 1: the backend is gone, take the
+ * rings back. */
+int vhost_blk_start(struct vhost_blk *vb, struct virtio_dev *dev, unsigned q, int kick_fd,
+                    int call_fd);
+/* Device reset: stop the backend's rings and reset it; 1 if it is gone. */
+int vhost_blk_reset(struct vhost_blk *vb);
+/* The socket to watch; a readable socket means the backend hung up. */
+int vhost_blk_fd(const struct vhost_blk *vb);
+/* True the first time the backend is found gone (logged once). */
+bool vhost_blk_check_gone(struct vhost_blk *vb);
+void vhost_blk_close(struct vhost_blk *vb);
 
 /* ---- the machine (vm.c, vcpu.c) ----------------------------------------- */
 

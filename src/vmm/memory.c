@@ -1,5 +1,7 @@
 /*
- * memory.c - guest RAM: one anonymous mapping, locked before any vCPU runs.
+ * memory.c - guest RAM: one mapping, locked before any vCPU runs: anonymous
+ * and private, or, when another process must reach guest memory (a
+ * vhost-user backend), a memfd mapped MAP_SHARED whose fd is passed on.
  *
  * Owns the split of RAM around the 32-bit MMIO hole (RAM below
  * LAYOUT_MMIO_HOLE at gpa 0, the rest at 4 GiB) and the translation of
@@ -8,6 +10,7 @@
  * message says how much was asked and which limit stopped it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -44,28 +47,62 @@ static void mem_explain_lock_failure(uint64_t size, int err)
 	       vm_fmt_size((uint64_t)(avail > 0 ? avail : 0) * (uint64_t)page, lim, sizeof(lim)));
 }
 
-int mem_alloc(struct vm_mem *m, uint64_t size)
+/*
+ * A memfd of SIZE bytes, sealed so that nobody (the backend included) can
+ * shrink it under a mapping and SIGBUS the other side.
+ */
+static int mem_memfd(uint64_t size)
+{
+	int fd = memfd_create("zonevm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+int mem_alloc(struct vm_mem *m, uint64_t size, bool shared)
 {
 	char want[32];
 	void *p;
+	int err;
 
 	memset(m, 0, sizeof(*m));
+	m->memfd = -1;
 	mem_layout(size, &m->low_size, &m->high_size);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-	         -1, 0);
+	if (shared && (m->memfd = mem_memfd(size)) < 0) {
+		err = -m->memfd;
+		m->memfd = -1;
+		vm_log("cannot create %s of shared guest memory (memfd): %s",
+		       vm_fmt_size(size, want, sizeof(want)), strerror(err));
+		return -err;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	         shared ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, m->memfd, 0);
 	if (p == MAP_FAILED) {
-		int err = errno;
+		err = errno;
 		vm_log("cannot map %s of guest memory: %s", vm_fmt_size(size, want, sizeof(want)),
 		       strerror(err));
+		if (m->memfd >= 0)
+			close(m->memfd);
+		m->memfd = -1;
 		return -err;
 	}
 	/* Huge pages make locking faster and nested paging cheaper; a hint only. */
 	madvise(p, size, MADV_HUGEPAGE);
 	madvise(p, size, MADV_DONTFORK);
 	if (mlock(p, size) != 0) {
-		int err = errno;
+		err = errno;
 		mem_explain_lock_failure(size, err);
 		munmap(p, size);
+		if (m->memfd >= 0)
+			close(m->memfd);
+		m->memfd = -1;
 		return -err;
 	}
 	m->base = p;
@@ -75,9 +112,14 @@ int mem_alloc(struct vm_mem *m, uint64_t size)
 
 void mem_free(struct vm_mem *m)
 {
-	if (m->base)
+	/* memfd is only valid while mapped (a zeroed vm_mem has base NULL). */
+	if (m->base) {
 		munmap(m->base, m->size);
+		if (m->memfd >= 0)
+			close(m->memfd);
+	}
 	m->base = NULL;
+	m->memfd = -1;
 }
 
 void *mem_ptr(const struct vm_mem *m, uint64_t gpa, uint64_t len)

@@ -63,8 +63,9 @@ struct vdev {
 	const struct vdev_kind *kind;
 	struct virtio_dev *dev;
 	struct vpci *vpci;
-	struct vhost_net *vhost; /* a NIC with the vhost flag */
-	unsigned kernel_queues;  /* queues [0, this) are served by vhost */
+	struct vhost_net *vhost;     /* a NIC with the vhost flag */
+	unsigned kernel_queues;      /* queues [0, this) are served by vhost */
+	struct vhost_blk *vhost_blk; /* a disk served by a vhost-user backend */
 	unsigned nq, nvec;
 	struct vdev_queue *queues;
 	struct vdev_vector *vec;
@@ -94,6 +95,9 @@ static int vdev_blk_create(struct vm *vm, const void *arg, const struct gmem *gm
 	struct vblk_backend *be;
 	int fd, r;
 
+	if (disk->vhost_user)
+		return vhost_blk_create(vm, disk, gm, env, out,
+		                        &((struct vdev *)env->opaque)->vhost_blk);
 	/* A dup, so that a restarted machine opens its disks afresh. */
 	fd = fcntl(disk->fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0) {
@@ -241,6 +245,62 @@ static void vdev_vhost_reset(void *ctx)
 		vhost_net_stop(d->vhost);
 }
 
+/*
+ * vhost-user-blk: the backend is gone.  The model takes the rings back from
+ * the used index the guest sees and the doorbells come to the event loop,
+ * so what the backend left undone and every later request fail with IOERR.
+ * Called with the function's lock held.
+ */
+static void vdev_vhost_blk_takeover(struct vdev *d)
+{
+	uint16_t used;
+
+	for (unsigned q = 0; q < d->nq; q++) {
+		if (virtio_dev_queue_used_idx(d->dev, q, &used) == 0)
+			virtio_dev_queue_set_base(d->dev, q, used);
+		vm_watch_set(d->vm, d->queues[q].kick_fd, true);
+	}
+	for (unsigned q = 0; q < d->nq; q++)
+		virtio_dev_queue_notify(d->dev, q);
+}
+
+static int vdev_vhost_blk_queue(void *ctx, unsigned q, uint16_t vector)
+{
+	struct vdev *d = ctx;
+	int r = vhost_blk_start(d->vhost_blk, d->dev, q, d->queues[q].kick_fd,
+	                        vector < d->nvec ? d->vec[vector].efd : -1);
+
+	if (r == 1)
+		vdev_vhost_blk_takeover(d);
+	return r < 0 ? r : 0;
+}
+
+static void vdev_vhost_blk_reset(void *ctx)
+{
+	struct vdev *d = ctx;
+
+	if (vhost_blk_reset(d->vhost_blk) == 1)
+		vdev_vhost_blk_takeover(d);
+}
+
+/* Under the function's lock: did the backend's socket hang up? */
+static void vdev_vhost_blk_check(struct virtio_dev *dev, unsigned unused)
+{
+	struct vdev *d = dev->env.opaque;
+
+	(void)unused;
+	if (vhost_blk_check_gone(d->vhost_blk))
+		vdev_vhost_blk_takeover(d);
+}
+
+/* Event loop: the backend's socket is readable (it never speaks first). */
+static void vdev_vhost_blk_hup(void *ctx)
+{
+	struct vdev *d = ctx;
+
+	vpci_call(d->vpci, vdev_vhost_blk_check, 0);
+}
+
 static void vdev_msi_route(void *ctx, unsigned vec, uint64_t addr, uint32_t data)
 {
 	struct vdev *d = ctx;
@@ -329,6 +389,7 @@ static int vdev_bar_alloc(struct vdev_set *set, uint64_t size, uint64_t *out)
 static void vdev_free(struct vdev *d)
 {
 	vhost_net_close(d->vhost); /* the kernel lets go of the rings first */
+	vhost_blk_close(d->vhost_blk);
 	if (d->dev)
 		virtio_dev_destroy(d->dev); /* waits for in-flight I/O */
 	vpci_destroy(d->vpci);
@@ -351,8 +412,12 @@ static int vdev_wire(struct vm *vm, struct vdev *d, uint64_t bar)
 	    .notify_map = vdev_notify_map,
 	    .notify_kick = vdev_notify_kick,
 	    .log_guest = vdev_log_guest,
-	    .queue_enabled = d->vhost ? vdev_vhost_queue : NULL,
-	    .reset = d->vhost ? vdev_vhost_reset : NULL,
+	    .queue_enabled = d->vhost       ? vdev_vhost_queue
+	                     : d->vhost_blk ? vdev_vhost_blk_queue
+	                                    : NULL,
+	    .reset = d->vhost       ? vdev_vhost_reset
+	             : d->vhost_blk ? vdev_vhost_blk_reset
+	                            : NULL,
 	    .ctx = d,
 	};
 	int r, fd;
@@ -383,10 +448,16 @@ static int vdev_wire(struct vm *vm, struct vdev *d, uint64_t bar)
 		/* A vhost queue's doorbell is the kernel's to read. */
 		if (q >= d->kernel_queues && (r = vm_watch_fd(vm, vq->kick_fd, vdev_kick, vq)) < 0)
 			return r;
+		/* A vhost-user backend reads it until it dies; then we do. */
+		if (d->vhost_blk && (r = vm_watch_set(vm, vq->kick_fd, false)) < 0)
+			return r;
 		fd = d->kind->queue_fd ? d->kind->queue_fd(d->dev, q) : -1;
 		if (fd >= 0 && (r = vm_watch_fd(vm, fd, vdev_done, vq)) < 0)
 			return r;
 	}
+	if (d->vhost_blk &&
+	    (r = vm_watch_fd(vm, vhost_blk_fd(d->vhost_blk), vdev_vhost_blk_hup, d)) < 0)
+		return r;
 	if ((r = vpci_create(d->dev, &vm->mmio, bar, &host, &d->vpci)) < 0)
 		return r;
 	return 0;

@@ -407,6 +407,15 @@ static int vm_start_vcpus(struct vm *vm)
 }
 
 /* One boot of the machine, from power-on to power-off/reset/error. */
+/* Guest RAM must be a shared memfd when a vhost-user backend reaches it. */
+static bool vm_shared_memory(const struct vmm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->ndisks; i++)
+		if (cfg->disks[i].vhost_user)
+			return true;
+	return false;
+}
+
 static int vm_boot_once(const struct vmm_config *cfg, sigset_t *sigs)
 {
 	struct vm vm;
@@ -428,7 +437,8 @@ static int vm_boot_once(const struct vmm_config *cfg, sigset_t *sigs)
 			close(vm.epfd);
 		return VMM_EXIT_ERROR;
 	}
-	if (vm_create_kvm(&vm) < 0 || mem_alloc(&vm.mem, cfg->mem_size) < 0 ||
+	if (vm_create_kvm(&vm) < 0 ||
+	    mem_alloc(&vm.mem, cfg->mem_size, vm_shared_memory(cfg)) < 0 ||
 	    vm_map_memory(&vm) < 0 || vm_build_acpi(&vm, &rsdp) < 0 ||
 	    vm_load_kernel(&vm, rsdp) < 0 || vm_add_devices(&vm) < 0 || vdev_setup(&vm) < 0)
 		goto out;

@@ -21,7 +21,11 @@ enum vmm_exit {
 	VMM_EXIT_SIGNAL = 5,   /* stopped by SIGINT/SIGTERM or the console escape */
 };
 
-/* A virtio-blk disk: the caller opened it (read-write unless read_only). */
+/*
+ * A virtio-blk disk: the caller opened it (read-write unless read_only), or,
+ * with vhost_user set, a vhost-user-blk backend listening on that socket
+ * serves it (fd is then -1; size, read-only and id are the backend's).
+ */
 #define VMM_DISK_SERIAL_MAX 20 /* bytes of a virtio-blk id */
 
 struct vmm_disk {
@@ -29,6 +33,7 @@ struct vmm_disk {
 	const char *name; /* the path, for messages */
 	bool read_only;
 	char serial[VMM_DISK_SERIAL_MAX + 1];
+	const char *vhost_user; /* socket path, or NULL */
 };
 
 /*
