@@ -11,10 +11,11 @@
  * block is freed.
  *
  * Blocks written to consecutive sectors (the allocator's next fit makes
- * most of a commit consecutive) are staged and written with one pwrite;
- * any other I/O (a read, a flush, an uberblock or log write) writes the
- * stage out first, so ordering is exactly as if each block were written
- * at once.
+ * most of a commit consecutive) are staged and written with one pwritev:
+ * leaves stored as they are straight from their dirty buffers, the rest
+ * (compressed or indirect blocks) copied into the stage; any other I/O (a read, a flush, an
+ * uberblock or log write) writes the stage out first, so ordering is exactly as if each block were
+ * written at once.
  *
  * The test hook write_limit makes the device "stop" after N writes (each
  * later write fails with -EIO, the Nth optionally torn in half): a crash at
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -34,6 +36,7 @@
 
 #define SCRATCH_LEN   (2 * 131072 + 4096)
 #define STAGE_LEN     (1u << 20)
+#define STAGE_IOV     256
 #define BLK_PROBE_LEN 4096u
 
 void pool_cksum(const void *buf, size_t len, uint64_t out[2])
@@ -60,33 +63,83 @@ bool pool_is_zero(const void *buf, size_t len)
 
 static int raw_write(struct pool *p, const void *buf, size_t len, uint64_t off);
 
+/* Write IOV (N entries, LEN bytes) at OFF, resuming after short writes. */
+static int raw_writev(struct pool *p, struct iovec *iov, int n, size_t len, uint64_t off)
+{
+	if (p->write_limit >= 0) { /* the crash hook counts (and tears) each block */
+		for (int i = 0; i < n; off += iov[i].iov_len, i++) {
+			int err = raw_write(p, iov[i].iov_base, iov[i].iov_len, off);
+			if (err)
+				return err;
+		}
+		return 0;
+	}
+	while (len) {
+		ssize_t w = pwritev(p->fd, iov, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		len -= (size_t)w;
+		off += (uint64_t)w;
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
 /* Write the staged blocks out. */
-static int stage_flush(struct pool *p)
+int pool_blk_stage_flush(struct pool *p)
 {
 	size_t len = p->stage_len;
+	int n = p->stage_niov;
 
 	if (!len)
 		return 0;
 	p->stage_len = 0;
-	return raw_write(p, p->stage, len, p->stage_sec * POOL_SECTOR);
+	p->stage_copied = 0;
+	p->stage_niov = 0;
+	return raw_writev(p, p->stage_iov, n, len, p->stage_sec * POOL_SECTOR);
 }
 
-/* Stage NSEC sectors for SEC, or write them when they cannot be staged. */
-static int stage_write(struct pool *p, const void *buf, uint32_t nsec, uint64_t sec)
+/*
+ * Stage NSEC sectors for SEC, or write them when they cannot be staged.
+ * BYREF: BUF stays as it is until pool_blk_stage_flush (a dirty leaf, kept
+ * until its object's sync ends), so it is written from where it is rather
+ * than copied into the stage.
+ */
+static int stage_write(struct pool *p, const void *buf, uint32_t nsec, uint64_t sec, int byref)
 {
 	size_t len = (size_t)nsec * POOL_SECTOR;
 	int err = 0;
 
 	if (!p->stage || p->write_limit >= 0) /* crash tests: every block a write point */
 		return raw_write(p, buf, len, sec * POOL_SECTOR);
-	if (p->stage_len &&
-	    (sec != p->stage_sec + p->stage_len / POOL_SECTOR || p->stage_len + len > STAGE_LEN))
-		err = stage_flush(p);
+	if (p->stage_len && (sec != p->stage_sec + p->stage_len / POOL_SECTOR ||
+	                     p->stage_len + len > STAGE_LEN || p->stage_niov == STAGE_IOV))
+		err = pool_blk_stage_flush(p);
 	if (err)
 		return err;
 	if (!p->stage_len)
 		p->stage_sec = sec;
-	memcpy(p->stage + p->stage_len, buf, len);
+	if (!byref) {
+		memcpy(p->stage + p->stage_copied, buf, len);
+		buf = p->stage + p->stage_copied;
+		p->stage_copied += len;
+	}
+	struct iovec *last = p->stage_niov ? &p->stage_iov[p->stage_niov - 1] : NULL;
+	if (last && (const uint8_t *)last->iov_base + last->iov_len == buf)
+		last->iov_len += len; /* copies follow each other in the stage */
+	else
+		p->stage_iov[p->stage_niov++] = (struct iovec){(void *)buf, len};
 	p->stage_len += len;
 	return 0;
 }
@@ -94,7 +147,7 @@ static int stage_write(struct pool *p, const void *buf, uint32_t nsec, uint64_t 
 int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
-	int err = stage_flush(p);
+	int err = pool_blk_stage_flush(p);
 
 	if (err)
 		return err;
@@ -115,7 +168,7 @@ int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off)
 
 int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 {
-	int err = stage_flush(p);
+	int err = pool_blk_stage_flush(p);
 
 	return err ? err : raw_write(p, buf, len, off);
 }
@@ -145,7 +198,7 @@ static int raw_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 
 int pool_io_flush(struct pool *p)
 {
-	int err = stage_flush(p);
+	int err = pool_blk_stage_flush(p);
 
 	if (err)
 		return err;
@@ -161,7 +214,13 @@ int pool_blk_init(struct pool *p)
 	p->scratch_len = SCRATCH_LEN;
 	p->scratch = malloc(SCRATCH_LEN);
 	p->stage = malloc(STAGE_LEN); /* without it, blocks are written one by one */
-	p->stage_len = 0;
+	p->stage_iov = malloc(STAGE_IOV * sizeof(*p->stage_iov));
+	if (!p->stage_iov) {
+		free(p->stage);
+		p->stage = NULL;
+	}
+	p->stage_len = p->stage_copied = 0;
+	p->stage_niov = 0;
 	p->lz4 = LZ4_createStream();
 	p->comp_miss = 0;
 	return p->scratch && p->lz4 ? 0 : -ENOMEM;
@@ -175,7 +234,10 @@ void pool_blk_fini(struct pool *p)
 	p->lz4 = NULL;
 	free(p->stage); /* staged blocks are dropped, as in a crash */
 	p->stage = NULL;
-	p->stage_len = 0;
+	free(p->stage_iov);
+	p->stage_iov = NULL;
+	p->stage_len = p->stage_copied = 0;
+	p->stage_niov = 0;
 }
 
 void pool_blk_describe(const struct pool_bp *bp, char *buf, size_t len)
@@ -282,7 +344,9 @@ int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, i
 	if (err)
 		return pool_err(p, err, "pool \"%s\" is full (needed %u bytes)", p->name,
 		                nsec * POOL_SECTOR);
-	err = stage_write(p, src, nsec, addr);
+	/* a leaf written as it is comes from a dirty buffer that outlives the
+	 * stage (pool_obj_sync flushes it before freeing them) */
+	err = stage_write(p, src, nsec, addr, level == 0 && src == data);
 	if (err) {
 		pool_alloc_free(
 		    p, &(struct pool_bp){.addr = addr, .psize = psize, .birth = p->txg + 1});

@@ -110,10 +110,13 @@ struct pool {
 	void (*progress)(void *arg, uint64_t bytes); /* send/recv progress */
 	void *progress_arg;
 
-	/* write combining (blk.c): blocks at consecutive sectors, one pwrite */
+	/* write combining (blk.c): blocks at consecutive sectors, one pwritev
+	 * of dirty leaves in place and of other blocks copied into STAGE */
 	uint8_t *stage;
 	uint64_t stage_sec;
-	size_t stage_len;
+	size_t stage_len, stage_copied;
+	struct iovec *stage_iov;
+	int stage_niov;
 
 	struct pool_arc *arc;
 	uint8_t *scratch; /* compression output, 2 x 128K + bound */
@@ -187,6 +190,9 @@ static inline bool pool_bp_is_hole(const struct pool_bp *bp)
 int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, int type, int level,
                    struct pool_bp *bp);
 /* Read and verify BP into BUF (bp->lsize bytes). */
+/* Write out the blocks pool_blk_write staged (before their leaves' dirty
+ * buffers are freed or changed; reads, flushes and log writes do it too). */
+int pool_blk_stage_flush(struct pool *p);
 int pool_blk_read(struct pool *p, const struct pool_bp *bp, void *buf);
 /* The same for a block that is not a hole and missed the ARC (pool_arc_peek). */
 int pool_blk_read_device(struct pool *p, const struct pool_bp *bp, void *buf);

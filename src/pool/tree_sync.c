@@ -195,6 +195,10 @@ int pool_obj_sync(struct pool *p, struct pool_obj *o)
 	err =
 	    sync_node(p, &c, levels - 1, 0, levels > o->d.nlevels ? NULL : &o->d.root, 0, n, &root);
 	free(c.ents);
+	/* the stage may point into the dirty buffers: out before they go */
+	int ferr = pool_blk_stage_flush(p);
+	if (!err)
+		err = ferr;
 	if (err)
 		return err;
 	pool_obj_discard(p, o);
