@@ -123,6 +123,12 @@ int serve_pool_close(struct serve_pool *sp)
 	serve_pool_lock(sp);
 	r = pool_close(sp->p);
 	sp->p = NULL;
+	while (sp->attached) { /* a holder that was not detached: forget it */
+		struct serve_attach *a = sp->attached;
+		serve_log("%s/%s: still attached by %s at close", sp->name, a->vol, a->holder);
+		sp->attached = a->next;
+		free(a);
+	}
 	serve_pool_unlock(sp);
 	if (r)
 		serve_log("pool \"%s\": final commit failed: %s", sp->name, strerror(-r));

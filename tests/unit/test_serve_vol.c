@@ -1,0 +1,378 @@
+/*
+ * test_serve_vol.c - src/serve without a daemon: the control protocol's
+ * messages (descriptors passed and never leaked, hostile packets refused),
+ * the attach rules (one read-write holder, named in the refusal), and the
+ * vblk backend on a pool volume driven the way src/virtio's blk.c drives
+ * it (submit, commit, eventfd, reap), from several threads at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "serve/internal.h"
+#include "test_pool_common.h"
+#include "virtio/virtio.h"
+
+static int fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fd_open(fd);
+	return n;
+}
+
+static void test_ctl_messages(void **state)
+{
+	(void)state;
+	char payload[SERVE_CTL_MAX], *argv[8];
+	int sp[2], fds[SERVE_CTL_FDS], pass[4];
+	unsigned nfds;
+	uint32_t type;
+	size_t len;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
+	for (int i = 0; i < 4; i++)
+		pass[i] = open("/dev/null", O_RDONLY);
+	/* a RUN with four descriptors and its argv */
+	assert_int_equal(serve_ctl_send(sp[0], SERVE_CTL_RUN, "vol\0list\0", 9, pass, 4), 0);
+	nfds = 4;
+	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, fds, &nfds), 0);
+	assert_int_equal(type, SERVE_CTL_RUN);
+	assert_int_equal(nfds, 4);
+	assert_int_equal(serve_ctl_split_argv(payload, len, argv, 7), 2);
+	assert_string_equal(argv[0], "vol");
+	assert_string_equal(argv[1], "list");
+	assert_null(argv[2]);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+	int before = count_fds();
+	/* more descriptors than wanted: the extra ones are closed, not leaked */
+	assert_int_equal(serve_ctl_send(sp[0], SERVE_CTL_VHOST, "\0v", 3, pass, 4), 0);
+	nfds = 1;
+	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, fds, &nfds), 0);
+	assert_int_equal(nfds, 1);
+	assert_true(fd_open(fds[0]));
+	close(fds[0]);
+	assert_int_equal(count_fds(), before);
+	/* a foreign packet: refused, its descriptors closed */
+	uint32_t bad[3] = {0xdeadbeef, 1, 0};
+	struct iovec iov = {bad, sizeof(bad)};
+	assert_int_equal(writev(sp[0], &iov, 1), (ssize_t)sizeof(bad));
+	nfds = 4;
+	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, fds, &nfds), -EBADMSG);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(count_fds(), before);
+	/* shorter than a header */
+	assert_int_equal(write(sp[0], "ZV", 2), 2);
+	nfds = 4;
+	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, fds, &nfds), -EBADMSG);
+	/* longer than any message */
+	char *big = calloc(1, SERVE_CTL_MAX + 64);
+	uint32_t h[2] = {SERVE_CTL_MAGIC, SERVE_CTL_RUN};
+	memcpy(big, h, 8);
+	assert_int_equal(write(sp[0], big, SERVE_CTL_MAX + 64), SERVE_CTL_MAX + 64);
+	nfds = 4;
+	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, fds, &nfds), -EBADMSG);
+	free(big);
+	assert_int_equal(serve_ctl_send(sp[0], 1, payload, SERVE_CTL_MAX + 1, NULL, 0), -EMSGSIZE);
+	/* argv: unterminated, empty, too many */
+	memcpy(payload, "vol\0list", 8);
+	assert_int_equal(serve_ctl_split_argv(payload, 8, argv, 7), -EBADMSG);
+	assert_int_equal(serve_ctl_split_argv(payload, 0, argv, 7), -EBADMSG);
+	memset(payload, 0, 9);
+	assert_int_equal(serve_ctl_split_argv(payload, 9, argv, 7), -E2BIG);
+	/* a reply */
+	assert_int_equal(serve_ctl_reply(sp[1], -EBUSY, "held by x"), 0);
+	nfds = 0;
+	assert_int_equal(serve_ctl_recv(sp[0], &type, payload, &len, NULL, NULL), 0);
+	assert_int_equal(type, SERVE_CTL_REPLY);
+	int32_t st;
+	memcpy(&st, payload, 4);
+	assert_int_equal(st, -EBUSY);
+	assert_string_equal(payload + 4, "held by x");
+	/* the peer left */
+	close(sp[0]);
+	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, NULL, NULL), -EPIPE);
+	close(sp[1]);
+	for (int i = 0; i < 4; i++)
+		close(pass[i]);
+}
+
+static void test_forward_without_daemon(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/zvm-serve-test-XXXXXX", sock[128], err[256];
+	char *argv[] = {"vol", "list", NULL};
+	int st = -1;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(serve_forward(dir, "tank", 2, argv, &st), -ENOENT);
+	assert_int_equal(st, -1);
+	assert_int_equal(
+	    serve_export_vhost(dir, "tank/v", false, sock, sizeof(sock), err, sizeof(err)),
+	    -ENOENT);
+	assert_non_null(strstr(err, "no pool daemon runs"));
+	assert_int_equal(
+	    serve_export_vhost(dir, "tankv", false, sock, sizeof(sock), err, sizeof(err)), -EINVAL);
+	/* a stale socket file (a daemon that died) is no daemon either */
+	char run[96], path[160];
+	snprintf(run, sizeof(run), "%s/run", dir);
+	mkdir(run, 0700);
+	serve_sock_path(dir, "tank", path, sizeof(path));
+	int l = serve_listen(path, err, sizeof(err));
+	assert_true(l >= 0);
+	close(l);
+	assert_int_equal(serve_forward(dir, "tank", 2, argv, &st), -ENOENT);
+	unlink(path);
+	rmdir(run);
+	rmdir(dir);
+}
+
+struct tvol {
+	struct tpool t;
+	struct serve_pool *sp;
+};
+
+static void tvol_setup(struct tvol *tv)
+{
+	tp_create(&tv->t, 64u << 20);
+	TP_OK(tv->t.p, vol_create(tv->t.p, "v", 4u << 20, 4096, POOL_COMPRESS_LZ4));
+	tp_write(tv->t.p, "v", 0, 4u << 20, 1);
+	TP_OK(tv->t.p, vol_snapshot(tv->t.p, "v@s"));
+	assert_int_equal(serve_pool_wrap(tv->t.p, &tv->sp), 0);
+}
+
+static void tvol_teardown(struct tvol *tv)
+{
+	assert_int_equal(serve_pool_close(tv->sp), 0);
+	tv->t.p = NULL;
+	tp_destroy(&tv->t);
+}
+
+static void test_attach(void **state)
+{
+	(void)state;
+	struct tvol tv;
+	struct serve_attach *a, *b, *c;
+	char err[256], holder[64];
+
+	tvol_setup(&tv);
+	assert_int_equal(serve_attach(tv.sp, "v", false, "vm one", &a, err, sizeof(err)), 0);
+	assert_int_equal(serve_attach(tv.sp, "v", false, "vm two", &b, err, sizeof(err)), -EBUSY);
+	assert_string_equal(err, "tank/v is attached read-write by vm one");
+	assert_true(serve_attach_holder(tv.sp, "v", holder, sizeof(holder)));
+	assert_string_equal(holder, "vm one");
+	assert_int_equal(serve_attach(tv.sp, "v", true, "reader", &b, err, sizeof(err)), 0);
+	assert_int_equal(serve_attach(tv.sp, "v@s", false, "x", &c, err, sizeof(err)), -EROFS);
+	assert_int_equal(serve_attach(tv.sp, "v@s", true, "x", &c, err, sizeof(err)), 0);
+	serve_detach(c);
+	assert_int_equal(serve_attach(tv.sp, "nope", true, "x", &c, err, sizeof(err)), -ENOENT);
+	assert_int_equal(serve_attach(tv.sp, "bad/name", true, "x", &c, err, sizeof(err)), -EINVAL);
+	serve_detach(a);
+	assert_false(serve_attach_holder(tv.sp, "v", holder, sizeof(holder)));
+	assert_int_equal(serve_attach(tv.sp, "v", false, "vm two", &a, err, sizeof(err)), 0);
+	serve_detach(a);
+	serve_detach(b);
+	tvol_teardown(&tv);
+}
+
+/* Wait for the queue's eventfd, then reap until N ios came back. */
+static void reap_n(struct vblk_backend *be, unsigned q, unsigned n, struct vblk_io **out)
+{
+	unsigned got = 0;
+
+	while (got < n) {
+		struct pollfd pf = {be->ops->queue_fd(be, q), POLLIN, 0};
+		assert_true(poll(&pf, 1, 10000) == 1);
+		got += be->ops->reap(be, q, out + got, n - got);
+	}
+}
+
+static void test_vblk_io(void **state)
+{
+	(void)state;
+	static uint8_t wbuf[65536], rbuf[65536], expect[65536];
+	struct vblk_backend *be, *be2;
+	struct vblk_io io[8], *done[8];
+	struct iovec wiov[2], riov[2];
+	struct tvol tv;
+	char err[256];
+
+	tvol_setup(&tv);
+	assert_int_equal(serve_vblk_create(tv.sp, "v", false, "vm a", 2, 4, &be, err, sizeof(err)),
+	                 0);
+	assert_int_equal(be->size, 4u << 20);
+	assert_int_equal(serve_vblk_create(tv.sp, "v", false, "vm b", 1, 4, &be2, err, sizeof(err)),
+	                 -EBUSY);
+	assert_non_null(strstr(err, "vm a"));
+
+	/* a write in two iovecs, a flush, then a read in two iovecs */
+	tp_fill(wbuf, sizeof(wbuf), 7);
+	wiov[0] = (struct iovec){wbuf, 1000};
+	wiov[1] = (struct iovec){wbuf + 1000, sizeof(wbuf) - 1000};
+	io[0] = (struct vblk_io){
+	    .op = VBLK_OP_WRITE, .offset = 8192, .len = sizeof(wbuf), .iov = wiov, .iovcnt = 2};
+	io[1] = (struct vblk_io){.op = VBLK_OP_FLUSH};
+	assert_int_equal(be->ops->submit(be, 0, &io[0]), 0);
+	assert_int_equal(be->ops->submit(be, 0, &io[1]), 0);
+	be->ops->commit(be, 0);
+	reap_n(be, 0, 2, done);
+	assert_int_equal(io[0].result, 0);
+	assert_int_equal(io[1].result, 0);
+	riov[0] = (struct iovec){rbuf, 512};
+	riov[1] = (struct iovec){rbuf + 512, sizeof(rbuf) - 512};
+	io[2] = (struct vblk_io){
+	    .op = VBLK_OP_READ, .offset = 8192, .len = sizeof(rbuf), .iov = riov, .iovcnt = 2};
+	assert_int_equal(be->ops->submit(be, 1, &io[2]), 0);
+	be->ops->commit(be, 1);
+	reap_n(be, 1, 1, done);
+	assert_ptr_equal(done[0], &io[2]);
+	assert_int_equal(io[2].result, 0);
+	assert_memory_equal(rbuf, wbuf, sizeof(rbuf));
+
+	/* discard and write-zeroes read back as zeroes; out of range fails */
+	io[3] = (struct vblk_io){.op = VBLK_OP_DISCARD, .offset = 8192, .len = 4096};
+	io[4] = (struct vblk_io){.op = VBLK_OP_WRITE_ZEROES, .offset = 16384, .len = 1000};
+	io[5] = (struct vblk_io){
+	    .op = VBLK_OP_READ, .offset = (4u << 20) - 512, .len = 1024, .iov = riov, .iovcnt = 2};
+	for (int i = 3; i < 6; i++)
+		assert_int_equal(be->ops->submit(be, 0, &io[i]), 0);
+	be->ops->commit(be, 0);
+	reap_n(be, 0, 3, done);
+	assert_int_equal(io[3].result, 0);
+	assert_int_equal(io[4].result, 0);
+	assert_int_equal(io[5].result, -EINVAL);
+	memcpy(expect, wbuf, sizeof(expect));
+	memset(expect, 0, 4096);
+	memset(expect + 8192, 0, 1000);
+	io[6] = (struct vblk_io){
+	    .op = VBLK_OP_READ, .offset = 8192, .len = sizeof(rbuf), .iov = riov, .iovcnt = 2};
+	riov[0] = (struct iovec){rbuf, 512};
+	riov[1] = (struct iovec){rbuf + 512, sizeof(rbuf) - 512};
+	assert_int_equal(be->ops->submit(be, 0, &io[6]), 0);
+	assert_int_equal(be->ops->wait(be, 0), 0); /* commits, then sleeps */
+	reap_n(be, 0, 1, done);
+	assert_memory_equal(rbuf, expect, sizeof(rbuf));
+
+	/* the queue depth is a limit */
+	for (int i = 0; i < 4; i++) {
+		io[i] = (struct vblk_io){.op = VBLK_OP_FLUSH};
+		assert_int_equal(be->ops->submit(be, 1, &io[i]), 0);
+	}
+	io[4] = (struct vblk_io){.op = VBLK_OP_FLUSH};
+	assert_int_equal(be->ops->submit(be, 1, &io[4]), -EBUSY);
+	be->ops->commit(be, 1);
+	reap_n(be, 1, 4, done);
+	be->ops->destroy(be);
+
+	/* read-only: writes refused, reads fine; a snapshot read-only too */
+	assert_int_equal(serve_vblk_create(tv.sp, "v@s", true, "ro", 1, 2, &be, err, sizeof(err)),
+	                 0);
+	io[0] = (struct vblk_io){
+	    .op = VBLK_OP_WRITE, .offset = 0, .len = 512, .iov = wiov, .iovcnt = 1};
+	io[1] =
+	    (struct vblk_io){.op = VBLK_OP_READ, .offset = 0, .len = 512, .iov = riov, .iovcnt = 1};
+	riov[0] = (struct iovec){rbuf, 512};
+	assert_int_equal(be->ops->submit(be, 0, &io[0]), 0);
+	assert_int_equal(be->ops->submit(be, 0, &io[1]), 0);
+	be->ops->commit(be, 0);
+	reap_n(be, 0, 2, done);
+	assert_int_equal(io[0].result, -EROFS);
+	assert_int_equal(io[1].result, 0);
+	tp_fill(expect, 512, 1);
+	assert_memory_equal(rbuf, expect, 512);
+	be->ops->destroy(be);
+	tvol_teardown(&tv);
+}
+
+/* Two backends on two volumes, hammered from two threads each. */
+struct hammer {
+	struct vblk_backend *be;
+	unsigned q;
+	uint64_t base;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	static __thread uint8_t buf[4][4096];
+	struct vblk_io io[4], *done[4];
+	struct iovec iov[4];
+
+	for (unsigned round = 0; round < 50; round++) {
+		for (unsigned i = 0; i < 4; i++) {
+			memset(buf[i], (int)(round + i + h->q), sizeof(buf[i]));
+			iov[i] = (struct iovec){buf[i], 4096};
+			io[i] = (struct vblk_io){.op = VBLK_OP_WRITE,
+			                         .offset = h->base + 4096u * i,
+			                         .len = 4096,
+			                         .iov = &iov[i],
+			                         .iovcnt = 1};
+			assert_int_equal(h->be->ops->submit(h->be, h->q, &io[i]), 0);
+		}
+		h->be->ops->commit(h->be, h->q);
+		reap_n(h->be, h->q, 4, done);
+		for (unsigned i = 0; i < 4; i++)
+			assert_int_equal(io[i].result, 0);
+	}
+	return NULL;
+}
+
+static void test_vblk_threads(void **state)
+{
+	(void)state;
+	struct vblk_backend *a, *b;
+	struct hammer h[4];
+	pthread_t t[4];
+	struct tvol tv;
+	char err[256];
+
+	tvol_setup(&tv);
+	serve_pool_lock(tv.sp);
+	TP_OK(tv.t.p, vol_clone(tv.t.p, "v@s", "w"));
+	serve_pool_unlock(tv.sp);
+	assert_int_equal(serve_vblk_create(tv.sp, "v", false, "a", 2, 4, &a, err, sizeof(err)), 0);
+	assert_int_equal(serve_vblk_create(tv.sp, "w", false, "b", 2, 4, &b, err, sizeof(err)), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		h[i] = (struct hammer){i < 2 ? a : b, i % 2, 65536u * i};
+		assert_int_equal(pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	a->ops->destroy(a);
+	b->ops->destroy(b);
+	assert_int_equal(serve_pool_commit(tv.sp), 0);
+	serve_pool_lock(tv.sp);
+	struct pool_scrub_result res;
+	TP_OK(tv.t.p, pool_scrub(tv.t.p, NULL, NULL, &res));
+	assert_int_equal(res.errors, 0);
+	serve_pool_unlock(tv.sp);
+	tvol_teardown(&tv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ctl_messages), cmocka_unit_test(test_forward_without_daemon),
+	    cmocka_unit_test(test_attach),       cmocka_unit_test(test_vblk_io),
+	    cmocka_unit_test(test_vblk_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
