@@ -31,7 +31,8 @@ static void run_usage(FILE *f)
 	fprintf(f,
 	        "usage: zonevm run --kernel PATH [--initrd PATH] [--cmdline STR]\n"
 	        "                  [--cpus N] [--mem SIZE] [--on-reboot exit|restart]\n"
-	        "                  [--disk PATH[,ro][,serial=ID]]... [--rng|--no-rng]\n"
+	        "                  [--disk PATH[,ro][,serial=ID][,cache=MODE]]...\n"
+	        "                  [--rng|--no-rng]\n"
 	        "                  [--disk vhost-user=SOCKET]... [--disk vol=POOL/VOL[,ro]]...\n"
 	        "\n"
 	        "Boot a Linux bzImage (boot protocol 2.12+, 64-bit entry) under KVM.\n"
@@ -44,7 +45,9 @@ static void run_usage(FILE *f)
 	        "  --disk SPEC        a virtio-blk disk (repeatable; /dev/vda, vdb, ... in\n"
 	        "                     order): PATH is a raw image file or a block device\n"
 	        "                     whose size is a multiple of 512; ro makes it\n"
-	        "                     read-only; serial=ID sets its id (up to 20 bytes)\n"
+	        "                     read-only; serial=ID sets its id (up to 20 bytes);\n"
+	        "                     cache=none (default: O_DIRECT, bypasses the host's\n"
+	        "                     page cache, as QEMU's cache=none) or writeback\n"
 	        "  --disk vhost-user=SOCKET  a virtio-blk disk served by the vhost-user-blk\n"
 	        "                     backend listening on SOCKET (zonevm disk serve,\n"
 	        "                     qemu-storage-daemon, ...); guest memory is then shared\n"
@@ -133,7 +136,7 @@ static int open_disk_vol(const char *root, const char *vol, struct vmm_disk *d, 
 	return 0;
 }
 
-/* Parse PATH[,ro][,serial=ID] into d (path points into spec). */
+/* Parse PATH[,ro][,serial=ID][,cache=none|writeback] into d (path points into spec). */
 static int parse_disk(char *spec, struct vmm_disk *d, const char **vol)
 {
 	char *opt, *save = NULL;
@@ -158,22 +161,38 @@ static int parse_disk(char *spec, struct vmm_disk *d, const char **vol)
 				return -EINVAL;
 			}
 			snprintf(d->serial, sizeof(d->serial), "%s", opt + 7);
+		} else if (!strcmp(opt, "cache=none") || !strcmp(opt, "cache=writeback")) {
+			d->writeback = !strcmp(opt, "cache=writeback");
 		} else {
-			cli_err("--disk %s: unknown option \"%s\" (want ro or serial=ID)", d->name,
-			        opt);
+			cli_err("--disk %s: unknown option \"%s\" (want ro, serial=ID or "
+			        "cache=none|writeback)",
+			        d->name, opt);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-/* Open a disk read-write (or read-only) and check its size. */
+/*
+ * Open a disk read-write (or read-only) and check its size.  cache=none
+ * opens it O_DIRECT; on a file system without direct I/O (tmpfs) the disk
+ * goes through the page cache instead, and a line on stderr says so.
+ */
 static int open_disk(struct vmm_disk *d)
 {
+	int flags = (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	struct stat st;
 	uint64_t size = 0;
 
-	d->fd = open(d->name, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	d->fd = open(d->name, flags | (d->writeback ? 0 : O_DIRECT));
+	if (d->fd < 0 && errno == EINVAL && !d->writeback) {
+		fprintf(stderr,
+		        "zonevm: disk \"%s\": its file system has no direct I/O; using the "
+		        "host page cache (cache=writeback)\n",
+		        d->name);
+		d->writeback = true;
+		d->fd = open(d->name, flags);
+	}
 	if (d->fd < 0) {
 		cli_err("cannot open disk \"%s\"%s: %s", d->name, d->read_only ? " read-only" : "",
 		        strerror(errno));

@@ -20,6 +20,14 @@
  *                 driver allows unmapping or the file system has no
  *                 ZERO_RANGE (both read back as zeroes)
  *
+ * Direct I/O: when the caller opened the file with O_DIRECT (`--disk
+ * ...,cache=none`, the default), READ and WRITE bypass the host page cache
+ * as QEMU's cache=none does, and a twin descriptor without O_DIRECT is
+ * opened here (through /proc/self/fd, before any sandbox) for the requests
+ * the kernel refuses to do directly: a guest buffer or offset that is not
+ * aligned for the host device completes with EINVAL and is retried once,
+ * whole, on the twin.  Flushes still go to the file, so a FLUSH covers both.
+ *
  * Any other negative result reaches blk.c as io->result and becomes
  * VIRTIO_BLK_S_IOERR.  Capacity is the file size, or BLKGETSIZE64 for a
  * block device; a size that is not a multiple of 512 is refused with a
@@ -40,7 +48,8 @@
 
 #include "internal.h"
 
-#define VBLK_FILE_PUNCHED 1u /* be_flags: WRITE_ZEROES retried as a punch */
+#define VBLK_FILE_PUNCHED  1u /* be_flags: WRITE_ZEROES retried as a punch */
+#define VBLK_FILE_BUFFERED 2u /* be_flags: READ/WRITE retried without O_DIRECT */
 
 struct vblk_file_queue {
 	struct io_uring ring;
@@ -52,6 +61,7 @@ struct vblk_file_queue {
 struct vblk_file {
 	struct vblk_backend be; /* first: blk.c hands it back */
 	int fd;
+	int buffered_fd; /* the twin without O_DIRECT, or -1 (fd is buffered) */
 	char name[128];
 	struct vblk_file_queue *q;
 };
@@ -63,14 +73,15 @@ static struct vblk_file *vblk_file_of(struct vblk_backend *be)
 
 static void vblk_file_prep(struct vblk_file *f, struct io_uring_sqe *sqe, struct vblk_io *io)
 {
+	int rwfd = io->be_flags & VBLK_FILE_BUFFERED ? f->buffered_fd : f->fd;
 	int mode;
 
 	switch (io->op) {
 	case VBLK_OP_READ:
-		io_uring_prep_readv(sqe, f->fd, io->iov, io->iovcnt, io->offset + io->done);
+		io_uring_prep_readv(sqe, rwfd, io->iov, io->iovcnt, io->offset + io->done);
 		break;
 	case VBLK_OP_WRITE:
-		io_uring_prep_writev(sqe, f->fd, io->iov, io->iovcnt, io->offset + io->done);
+		io_uring_prep_writev(sqe, rwfd, io->iov, io->iovcnt, io->offset + io->done);
 		if (io->dsync)
 			sqe->rw_flags = RWF_DSYNC;
 		break;
@@ -156,7 +167,12 @@ static bool vblk_file_finish(struct vblk_file *f, struct vblk_file_queue *fq, st
 	if (res == -EAGAIN || res == -EINTR) {
 		resubmit = true;
 	} else if (io->op == VBLK_OP_READ || io->op == VBLK_OP_WRITE) {
-		if (res < 0) {
+		if (res == -EINVAL && f->buffered_fd >= 0 && !(io->be_flags & VBLK_FILE_BUFFERED)) {
+			/* Not aligned for direct I/O: once more through the page
+			 * cache, from where the direct part stopped. */
+			io->be_flags |= VBLK_FILE_BUFFERED;
+			resubmit = true;
+		} else if (res < 0) {
 			io->result = res;
 		} else if (res == 0) {
 			io->result = -EIO; /* no progress: the file shrank under us */
@@ -230,6 +246,8 @@ static void vblk_file_free(struct vblk_file *f)
 		if (f->q[i].efd >= 0)
 			close(f->q[i].efd);
 	}
+	if (f->buffered_fd >= 0)
+		close(f->buffered_fd);
 	free(f->q);
 	free(f);
 }
@@ -310,9 +328,24 @@ int vblk_file_open(int fd, const char *name, unsigned nr_queues, unsigned depth,
 	    .depth = depth,
 	};
 	f->fd = fd;
+	f->buffered_fd = -1;
 	snprintf(f->name, sizeof(f->name), "%s", name);
 	for (unsigned i = 0; i < nr_queues; i++)
 		f->q[i].efd = -1;
+	r = fcntl(fd, F_GETFL);
+	if (r >= 0 && (r & O_DIRECT)) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		f->buffered_fd = open(path, (r & O_ACCMODE) | O_CLOEXEC);
+		if (f->buffered_fd < 0) {
+			r = -errno;
+			virtio_log("disk \"%s\": cannot reopen it without O_DIRECT for unaligned "
+			           "requests: %s",
+			           name, strerror(errno));
+			goto fail;
+		}
+	}
 	for (unsigned i = 0; i < nr_queues; i++) {
 		struct vblk_file_queue *fq = &f->q[i];
 

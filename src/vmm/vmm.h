@@ -33,6 +33,7 @@ struct vmm_disk {
 	const char *name; /* the path, for messages */
 	bool read_only;
 	char serial[VMM_DISK_SERIAL_MAX + 1];
+	bool writeback;         /* cache=writeback: fd is not O_DIRECT (page cache) */
 	const char *vhost_user; /* socket path, or NULL */
 };
 
