@@ -27,35 +27,57 @@
 
 #define TMP_SUFFIX "%recv"
 
-static int read_full(int fd, void *buf, size_t len)
+/*
+ * Stream input.  A record costs one read: the read of a payload also asks
+ * for the next record's header (never for anything past an END record, so
+ * a stream is read exactly, and what follows it on FD stays there).
+ */
+struct rec_in {
+	int fd;
+	uint8_t next[sizeof(struct pool_rec)]; /* the next header, or its start */
+	size_t nnext;
+};
+
+/* Read at least MIN and at most MAX bytes; *GOT says how many. */
+static int read_some(int fd, void *buf, size_t min, size_t max, size_t *got)
 {
 	uint8_t *b = buf;
 
-	while (len) {
-		ssize_t n = read(fd, b, len);
+	*got = 0;
+	while (*got < min) {
+		ssize_t n = read(fd, b + *got, max - *got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -ENODATA; /* truncated */
-		b += n;
-		len -= (size_t)n;
+		*got += (size_t)n;
 	}
 	return 0;
 }
 
-/* Read one record; PAYLOAD has POOL_STREAM_MAXPAY bytes. */
-static int read_rec(struct pool *p, int fd, struct pool_rec *h, uint8_t *payload)
+/* Read one record; PAYLOAD has POOL_STREAM_MAXPAY + sizeof(struct pool_rec) bytes. */
+static int read_rec(struct pool *p, struct rec_in *in, struct pool_rec *h, uint8_t *payload)
 {
-	int err = read_full(fd, h, sizeof(*h));
+	size_t got;
+	int err = read_some(in->fd, in->next + in->nnext, sizeof(*h) - in->nnext,
+	                    sizeof(*h) - in->nnext, &got);
 
 	if (err)
 		return err;
+	memcpy(h, in->next, sizeof(*h));
+	in->nnext = 0;
 	if (pool_stream_check_header(h))
 		return -EBADMSG;
-	if (h->payload_len && (err = read_full(fd, payload, h->payload_len)) != 0)
-		return err;
+	if (h->payload_len) {
+		size_t ahead = h->type == POOL_REC_END ? 0 : sizeof(*h);
+		err = read_some(in->fd, payload, h->payload_len, h->payload_len + ahead, &got);
+		if (err)
+			return err;
+		in->nnext = got - h->payload_len;
+		memcpy(in->next, payload + h->payload_len, in->nnext);
+	}
 	if (p->progress)
 		p->progress(p->progress_arg, sizeof(*h) + h->payload_len);
 	return pool_stream_verify(h, payload);
@@ -142,8 +164,8 @@ static int recv_target(struct pool *p, const char *name, const struct pool_rec_b
 }
 
 /* Apply WRITE/FREE records until END. */
-static int recv_records(struct pool *p, int fd, struct pool_ds *t, const struct pool_rec *begin,
-                        uint8_t *pay)
+static int recv_records(struct pool *p, struct rec_in *in, struct pool_ds *t,
+                        const struct pool_rec *begin, uint8_t *pay)
 {
 	struct vol v = {.p = p, .id = t->r.id};
 	struct pool_rec h;
@@ -152,7 +174,7 @@ static int recv_records(struct pool *p, int fd, struct pool_ds *t, const struct 
 
 	pool_stream_chain(run, begin->cksum);
 	for (;;) {
-		err = read_rec(p, fd, &h, pay);
+		err = read_rec(p, in, &h, pay);
 		if (err)
 			return err;
 		if (h.type == POOL_REC_END) {
@@ -237,10 +259,11 @@ int vol_recv(struct pool *p, const char *name, int fd, int resumable)
 	p->errmsg[0] = 0;
 	if (pool_name_check(name, 0))
 		return pool_err(p, -EINVAL, "invalid volume name \"%s/%s\"", p->name, name);
-	pay = malloc(POOL_STREAM_MAXPAY);
+	struct rec_in in = {.fd = fd};
+	pay = malloc(POOL_STREAM_MAXPAY + sizeof(struct pool_rec));
 	if (!pay)
 		return -ENOMEM;
-	err = read_rec(p, fd, &h, pay);
+	err = read_rec(p, &in, &h, pay);
 	if (!err && h.type != POOL_REC_BEGIN)
 		err = -EBADMSG;
 	if (err) {
@@ -253,7 +276,7 @@ int vol_recv(struct pool *p, const char *name, int fd, int resumable)
 		free(pay);
 		return err;
 	}
-	err = recv_records(p, fd, t, &h, pay);
+	err = recv_records(p, &in, t, &h, pay);
 	free(pay);
 	if (!err)
 		return recv_finish(p, name, t, &b) ? (p->poisoned = -EIO, -EIO) : 0;

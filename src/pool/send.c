@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -83,18 +84,24 @@ struct send_ctx {
 	uint8_t *buf;
 };
 
-static int write_all(int fd, const void *buf, size_t len)
+/* Write IOV (N entries) whole, resuming after short writes. */
+static int writev_all(int fd, struct iovec *iov, int n)
 {
-	const uint8_t *b = buf;
-
-	while (len) {
-		ssize_t n = write(fd, b, len);
-		if (n < 0 && errno == EINTR)
+	while (n) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		b += n;
-		len -= (size_t)n;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }
@@ -110,9 +117,8 @@ static int emit(struct send_ctx *c, uint16_t type, uint64_t off, uint64_t len, c
 	int err;
 
 	pool_stream_seal(&h, pay);
-	err = write_all(c->fd, &h, sizeof(h));
-	if (!err && plen)
-		err = write_all(c->fd, pay, plen);
+	struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)pay, plen}}; /* one write per record */
+	err = writev_all(c->fd, iov, plen ? 2 : 1);
 	if (!err && c->p->progress)
 		c->p->progress(c->p->progress_arg, sizeof(h) + plen);
 	if (type != POOL_REC_END) {
@@ -141,10 +147,15 @@ static int send_fn(struct pool *p, void *arg, const struct pool_bp *bp, int leve
 	}
 	if (level > 0)
 		return 0;
-	err = pool_blk_read(p, bp, c->buf);
-	if (err)
-		return err;
-	return emit(c, POOL_REC_WRITE, start, end - start, c->buf + (start - blkid * c->bs),
+	/* a cached leaf is sent from the cache (emit touches no other block) */
+	const uint8_t *data = pool_arc_peek(p, bp);
+	if (!data) {
+		err = pool_blk_read_device(p, bp, c->buf);
+		if (err)
+			return err;
+		data = c->buf;
+	}
+	return emit(c, POOL_REC_WRITE, start, end - start, data + (start - blkid * c->bs),
 	            (uint32_t)(end - start));
 }
 

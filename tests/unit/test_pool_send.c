@@ -3,9 +3,12 @@
  * (with holes, frees and a resize, for each compression) compared byte for
  * byte with the source snapshot; exact accounting on the receiver; wrong
  * origin, a changed target, truncated and corrupted streams refused with
- * the pool unchanged; an interrupted receive resumed from its token.
+ * the pool unchanged; an interrupted receive resumed from its token; two
+ * streams back to back on one descriptor.
  */
 #include "test_pool_common.h"
+
+#include <sys/wait.h>
 
 #include "pool/pool_impl.h"
 #include "test_pool_check.h"
@@ -239,12 +242,63 @@ static void test_resume(void **state)
 	tp_destroy(&d);
 }
 
+/*
+ * A receive reads its stream exactly (a read never goes past END), so a
+ * full and an incremental stream back to back in one pipe are received by
+ * two calls on the same descriptor, with the sender writing into the pipe
+ * concurrently in small pieces (short reads everywhere).
+ */
+static void test_streams_back_to_back(void **state)
+{
+	struct tpool s, d;
+	struct pool *ps = tp_create(&s, 64 << 20);
+	struct pool *pd = tp_create(&d, 64 << 20);
+	int pfd[2];
+	(void)state;
+
+	TP_OK(ps, vol_create(ps, "v", 2 << 20, 16384, POOL_COMPRESS_LZ4));
+	tp_write(ps, "v", 0, 1 << 20, 1);
+	TP_OK(ps, vol_snapshot(ps, "v@a"));
+	tp_write(ps, "v", 300000, 200000, 2);
+	TP_OK(ps, vol_snapshot(ps, "v@b"));
+	int f1 = send_to_file(ps, s.dir, "v@a", NULL);
+	int f2 = send_to_file(ps, s.dir, "v@b", "@a");
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the writer: both streams, 1000 bytes at a time */
+		char buf[1000];
+		ssize_t n;
+		close(pfd[0]);
+		for (int i = 0; i < 2; i++)
+			while ((n = read(i ? f2 : f1, buf, sizeof(buf))) > 0)
+				if (write(pfd[1], buf, (size_t)n) != n)
+					_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	TP_OK(pd, vol_recv(pd, "v", pfd[0], 0));
+	TP_OK(pd, vol_recv(pd, "v", pfd[0], 0));
+	char c;
+	assert_int_equal(read(pfd[0], &c, 1), 0); /* nothing left, nothing lost */
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+	same(ps, "v@a", pd, "v@a");
+	same(ps, "v@b", pd, "v@b");
+	close(pfd[0]);
+	close(f1);
+	close(f2);
+	tp_destroy(&s);
+	tp_destroy(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_lz4),  cmocka_unit_test(test_roundtrip_off),
 	    cmocka_unit_test(test_roundtrip_zstd), cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_resume),
+	    cmocka_unit_test(test_resume),         cmocka_unit_test(test_streams_back_to_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
