@@ -28,6 +28,8 @@ int cmd_run_main(int argc, char **argv);
 int cmd_pool_main(int argc, char **argv);
 int cmd_vol_main(int argc, char **argv);
 int cmd_disk_main(int argc, char **argv);
+int cmd_nictag_main(int argc, char **argv);
+int cmd_nic_main(int argc, char **argv);
 
 /*
  * Parse a size such as "512", "64K", "256M", "3.5G" (powers of 1024; a

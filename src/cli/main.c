@@ -18,6 +18,8 @@ static const struct cli_command commands[] = {
     {.name = "vol",
      .summary = "volumes, snapshots, clones, send/recv in a pool",
      .main = cmd_vol_main},
+    {.name = "nictag", .summary = "nic tags: host bridges for guest NICs", .main = cmd_nictag_main},
+    {.name = "nic", .summary = "a VM's NIC counters; clean up a dead VM's NICs", .main = cmd_nic_main},
     {.name = "disk",
      .summary = "serve a raw disk image over vhost-user-blk",
      .main = cmd_disk_main},

@@ -10,7 +10,8 @@
  *     DHCP server replies and restricted ethertypes, each reason counted;
  *   - tc token buckets cap both directions (tbf on the tap for traffic to
  *     the guest, tbf on an ifb fed from the tap's ingress for the rest);
- *   - dnsmasq answers DHCP for zonevm NICs' MACs only (dhcp.c).
+ *   - dnsmasq answers DHCP for zonevm NICs' MACs only (dhcp.c);
+ *   - a guard process removes it all when the VMM dies (guard.c).
  *
  * The VMM only receives the tap file descriptor (IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR, vnet header size 12) and needs no network privilege.
@@ -126,6 +127,8 @@ struct net_nictag {
 	char name[NET_TAG_MAX + 1];
 	char uplink[NET_IFNAME_MAX + 1]; /* "" none */
 	unsigned mtu;                    /* 0: kernel default */
+	bool has_address;                /* the host's address on the bridge (--address) */
+	struct net_cidr address;         /* needed for DHCP; also the guests' gateway */
 	bool present;                    /* the bridge exists now */
 	unsigned nics;                   /* zonevm taps attached now */
 };
@@ -141,19 +144,32 @@ int net_nictag_get(struct net_ctx *ctx, const char *name, struct net_nictag *tag
 /* All recorded tags, sorted by name; free(*tags). */
 int net_nictag_list(struct net_ctx *ctx, struct net_nictag **tags, size_t *n, struct net_err *err);
 
-/* ---- a VM's NICs (nic.c) ---- */
+/* ---- a VM's NICs (nic.c, vmrec.c, guard.c) ---- */
 
 struct net_nic {
 	char tap[NET_IFNAME_MAX + 1];
 	char ifb[NET_IFNAME_MAX + 1]; /* "" without max_bandwidth */
-	int tap_fd;                   /* what the VMM gets; -1 once handed over */
+	union {
+		int tap_fd;                  /* queue 0: what a one-queue VMM gets */
+		int tap_fds[NET_MAX_QUEUES]; /* spec.queues fds, one per queue pair */
+	};
 	struct net_nic_spec spec;
 };
 
+/*
+ * The tap fds stay owned by the struct net_vm: the VMM works on dups of
+ * them (or on them while net_vm_teardown() has not run) and
+ * net_vm_teardown() closes them.  lock_fd holds <root>/netvms/<vmid>.lock
+ * (flock) for the VM's life, so a second VM with the same id is refused
+ * and a dead VM's leftovers are told from a live VM's.
+ */
 struct net_vm {
 	char vmid[NET_VMID_MAX + 1];
 	unsigned n_nics;
 	struct net_nic nics[NET_MAX_NICS];
+	int lock_fd;   /* -1: none */
+	int guard_fd;  /* write end of the guard's pipe, -1: no guard */
+	int guard_pid; /* the guard process, 0: none */
 };
 
 /* Drops by reason, from the nft counters of one NIC. */
@@ -170,34 +186,73 @@ const char *net_drop_name(enum net_drop d); /* "mac", "ip", "arp", ... */
 struct net_nic_stats {
 	/* from the guest's point of view: rx = to the guest */
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-	uint64_t drops[NET_DROP_COUNT];
+	uint64_t rx_dropped, tx_dropped; /* the tap's own drops (queue full, cap) */
+	uint64_t drops[NET_DROP_COUNT];  /* anti-spoofing drops, packets */
 	uint64_t drop_bytes[NET_DROP_COUNT];
 };
 
+/* A default VM id for a VM without a name: "p" + the pid in base 36. */
+void net_vmid_default(char out[NET_VMID_MAX + 1]);
+
 /*
- * Validate everything (vmid, tags exist, duplicate MACs, VLAN support),
- * then create each NIC's tap, attach it, install the rules and caps.  On
- * failure nothing is left behind.  specs must have been finished.
+ * Validate everything first (vmid, specs finished, every nic tag exists,
+ * no MAC used twice on a nic tag by this VM or a running one, the VM id not
+ * in use), then create each NIC's tap(s), attach them to the bridge, set
+ * the VLAN, install the nft rules and tc caps, record the VM under
+ * <root>/netvms/<vmid>.json and update the nic tags' DHCP hosts.  On
+ * failure nothing is left behind and err names what was wrong.  A dead
+ * VM's leftovers under the same id are removed first.
  */
 int net_vm_setup(struct net_ctx *ctx, const char *vmid, const struct net_nic_spec *specs,
                  unsigned n, struct net_vm *vm, struct net_err *err);
-/* Close the tap fds still held and remove all the VM's objects. */
+
+/*
+ * Call right after net_vm_setup() (added for `zonevm run`): forks a small
+ * guard process that keeps no tap fd, waits for this process to die (EOF
+ * on a pipe whose write end only we hold; O_CLOEXEC) and then removes
+ * everything net_vm_setup() created, as net_vm_cleanup() does.  So a
+ * SIGKILLed VMM leaves nothing behind.  The guard leaves the terminal's
+ * process group (setsid) and ignores SIGINT/SIGTERM/SIGHUP, so a Ctrl-C
+ * that ends the VMM does not end it first.  net_vm_teardown() ends the
+ * guard and waits for it.  Call it before creating threads.
+ */
+int net_vm_guard(struct net_ctx *ctx, struct net_vm *vm, struct net_err *err);
+
+/*
+ * Close the tap fds, remove all the VM's objects (taps, ifbs, nft table,
+ * record, DHCP hosts), stop the guard and release the VM id.  Safe to call
+ * twice and on a struct net_vm that net_vm_setup() failed to fill.
+ */
 int net_vm_teardown(struct net_ctx *ctx, struct net_vm *vm, struct net_err *err);
-/* By name only, for a VM whose process died: table, ifbs, taps. */
+
+/*
+ * By name only, for a VM whose process died without its guard: table,
+ * ifbs, taps, record, DHCP hosts.  -EBUSY while the VM (or its guard) runs.
+ */
 int net_vm_cleanup(struct net_ctx *ctx, const char *vmid, struct net_err *err);
-/* Counters of NIC `index` of VM `vmid` while it runs. */
+
+/* Counters of NIC `index` of VM `vmid` while it runs (-ENODEV: no such NIC). */
 int net_nic_stats(struct net_ctx *ctx, const char *vmid, unsigned index, struct net_nic_stats *st,
                   struct net_err *err);
 
-/* ---- DHCP (dhcp.c) ---- */
+/*
+ * The recorded VM (from <root>/netvms/<vmid>.json): its NICs' names and
+ * specs, for `zonevm nic`.  Fds are -1.  -ENOENT: no such VM.
+ */
+int net_vm_load(struct net_ctx *ctx, const char *vmid, struct net_vm *vm, struct net_err *err);
+
+/* VM ids with a record, sorted; free(*ids).  Each entry NET_VMID_MAX + 1 bytes. */
+int net_vm_list(struct net_ctx *ctx, char (**ids)[NET_VMID_MAX + 1], size_t *n,
+                struct net_err *err);
 
 /*
- * Write <root>/nictags/NAME.dhcp-hosts with one dhcp-host line per NIC
- * (MAC, ip, set:tag for gateway/resolvers) and NAME.dnsmasq.conf; the
- * caller (or net_dhcp_start) runs dnsmasq with it.
+ * DHCP (dhcp.c) happens inside net_vm_setup/teardown: per nic tag that
+ * has an IPv4 address (nictag create --address), one dnsmasq bound to the
+ * bridge answers only the MACs of running zonevm NICs with an ip
+ * (dhcp-ignore=tag:!known, static ranges), giving their ip, netmask,
+ * gateway and resolvers; it is started with the first such NIC and
+ * stopped with the last.  Files: <root>/nictags/NAME.dhcp-{conf,hosts,opts,
+ * leases,pid}.
  */
-int net_dhcp_add_hosts(struct net_ctx *ctx, const struct net_vm *vm, struct net_err *err);
-int net_dhcp_remove_hosts(struct net_ctx *ctx, const char *vmid, struct net_err *err);
-int net_dhcp_conf_path(const struct net_ctx *ctx, const char *tag, char *out, size_t len);
 
 #endif
