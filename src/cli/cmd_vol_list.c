@@ -220,17 +220,19 @@ int vol_cli_list(const char *root, int argc, char **argv)
 		                     .nf = nf,
 		                     .parsable = o.p || o.j,
 		                     .t = &t};
-		if (only) {
-			struct vol_info vi;
-			if (vol_get_info(p, only, &vi)) {
-				pool_cli_fail(p, -ENOENT);
-				rc = CLI_EXIT_ERROR;
-			}
+		struct vol_info vi;
+		if (only && vol_get_info(p, only, &vi)) {
+			pool_cli_fail(p, -ENOENT);
+			rc = CLI_EXIT_ERROR;
+		} else {
+			vol_iterate(p, 0, list_one, &c);
 		}
-		vol_iterate(p, 0, list_one, &c);
 		pool_cli_abandon(p);
 	}
-	pool_cli_table_print(&t, stdout);
+	if (rc == CLI_EXIT_OK || t.nrows)
+		pool_cli_table_print(&t, stdout);
+	else
+		pool_cli_table_free(&t); /* the error alone, no empty table */
 	pool_cli_free_names(names, nn);
 	return rc;
 }
@@ -279,6 +281,9 @@ int vol_cli_get(const char *root, int argc, char **argv)
 		}
 		pool_cli_close(p);
 	}
-	pool_cli_table_print(&t, stdout);
+	if (rc == CLI_EXIT_OK || t.nrows)
+		pool_cli_table_print(&t, stdout);
+	else
+		pool_cli_table_free(&t);
 	return rc;
 }

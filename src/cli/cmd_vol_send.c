@@ -22,6 +22,41 @@ static void progress_cb(void *arg, uint64_t bytes)
 	pool_cli_progress_add(arg, bytes);
 }
 
+struct prev_ctx {
+	const char *snap;
+	char prev[256];
+	int found;
+};
+
+/* vol_iterate lists a volume's snapshots oldest first: keep the one before SNAP. */
+static int prev_fn(void *arg, const struct vol_info *vi)
+{
+	struct prev_ctx *c = arg;
+
+	if (c->found || vi->type != VOL_TYPE_SNAPSHOT)
+		return 0;
+	if (!strcmp(vi->name, c->snap)) {
+		c->found = 1;
+		return 0;
+	}
+	if (strcspn(vi->name, "@") == strcspn(c->snap, "@") &&
+	    !strncmp(vi->name, c->snap, strcspn(c->snap, "@")))
+		snprintf(c->prev, sizeof(c->prev), "%s", vi->name);
+	return 0;
+}
+
+/* Whether FROM ("@SNAP" or "VOL@SNAP") is the snapshot just before SNAP. */
+static int is_prev_snap(struct pool *p, const char *snap, const char *from)
+{
+	struct prev_ctx c = {.snap = snap, .found = 0};
+
+	c.prev[0] = 0;
+	vol_iterate(p, 0, prev_fn, &c);
+	if (!c.found || !c.prev[0])
+		return 0;
+	return !strcmp(from[0] == '@' ? strchr(c.prev, '@') : c.prev, from);
+}
+
 int vol_cli_send(const char *root, int argc, char **argv)
 {
 	struct vol_cli_opts o;
@@ -66,8 +101,17 @@ int vol_cli_send(const char *root, int argc, char **argv)
 		}
 		from = slash + 1;
 	}
-	pool_cli_progress_start(&pr, "send",
-	                        rest && !vol_get_info(p, rest, &vi) ? vi.referenced : 0);
+	char short_from[POOL_ERRMSG_MAX];
+	if (from && !strchr(from, '@')) { /* -i SNAP: a snapshot of the same volume */
+		snprintf(short_from, sizeof(short_from), "@%s", from);
+		from = short_from;
+	}
+	/* the ETA's total: the snapshot's bytes, or for an increment from the
+	 * previous snapshot what was written since; unknown otherwise */
+	uint64_t total = 0;
+	if (rest && !vol_get_info(p, rest, &vi))
+		total = !from ? vi.referenced : is_prev_snap(p, rest, from) ? vi.written : 0;
+	pool_cli_progress_start(&pr, "send", total);
 	pool_set_progress(p, progress_cb, &pr);
 	err = vol_send(p, rest, from, o.t, STDOUT_FILENO);
 	pool_cli_progress_end(&pr);

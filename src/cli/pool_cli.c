@@ -298,12 +298,15 @@ void pool_cli_table_row(struct pool_cli_table *t, char *const *cells, const int 
 	if (t->json) {
 		cJSON *o = cJSON_CreateObject();
 		for (size_t i = 0; i < t->ncols; i++) {
-			if (is_num && is_num[i])
-				cJSON_AddNumberToObject(o, t->cols[i], (double)nums[i]);
-			else
+			if (is_num && is_num[i]) { /* exact: a guid does not fit a double */
+				char raw[24];
+				snprintf(raw, sizeof(raw), "%llu", (unsigned long long)nums[i]);
+				cJSON_AddRawToObject(o, t->cols[i], raw);
+			} else
 				cJSON_AddStringToObject(o, t->cols[i], cells[i]);
 		}
 		cJSON_AddItemToArray(t->json_array, o);
+		t->nrows++; /* counted only: the rows are in the JSON array */
 		return;
 	}
 	char **nc = realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(*nc));
@@ -353,6 +356,17 @@ void pool_cli_table_print(struct pool_cli_table *t, FILE *f)
 		}
 		fputc('\n', f);
 	}
+	free(t->cells);
+}
+
+void pool_cli_table_free(struct pool_cli_table *t)
+{
+	if (t->json) {
+		cJSON_Delete(t->json_array);
+		return;
+	}
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
 	free(t->cells);
 }
 

@@ -80,6 +80,8 @@ void pool_cli_table_init(struct pool_cli_table *t, const char **cols, size_t nco
 void pool_cli_table_row(struct pool_cli_table *t, char *const *cells, const int *is_num,
                         const uint64_t *nums);
 void pool_cli_table_print(struct pool_cli_table *t, FILE *f);
+/* Free the table without printing it. */
+void pool_cli_table_free(struct pool_cli_table *t);
 
 /* Progress on stderr when it is a terminal: "what: 12.0M of 1.00G, 80M/s, ETA 12s". */
 struct pool_cli_progress {

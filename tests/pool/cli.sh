@@ -116,6 +116,12 @@ ok "$Z" vol get -H -p size tank/c1
 [ "$(cut -f3 "$T/out")" = "67108864" ] || fail "set size"
 ok "$Z" vol list -j -t all
 grep -q '"name":	"tank/c1"' "$T/out" || fail "list -j: $(cat "$T/out")"
+ok "$Z" vol get -H -p guid tank/c1
+g=$(cut -f3 "$T/out")
+ok "$Z" vol list -j -o guid tank/c1
+grep -q "\"guid\":	$g\$" "$T/out" || fail "guid $g not exact in JSON: $(cat "$T/out")"
+must_fail 'no such volume "tank/nope"' "$Z" vol list tank/nope
+[ ! -s "$T/out" ] || fail "vol list printed a table with its error: $(cat "$T/out")"
 ok "$Z" vol snapshot tank/c1@mine
 must_fail 'is not a clone' "$Z" vol promote tank/v
 ok "$Z" vol promote tank/c1
@@ -131,6 +137,8 @@ head -c 300000 /dev/urandom | "$Z" vol write tank/v 5M - || fail "write"
 ok "$Z" vol snapshot tank/v@b
 "$Z" vol send -i @a tank/v@b >"$T/ab" || fail "incremental send"
 "$Z" vol recv back/v <"$T/ab" || fail "incremental recv"
+"$Z" vol send -i a tank/v@b | cmp - "$T/ab" || fail "send -i SNAP differs from -i @SNAP"
+n=$((n + 1))
 "$Z" vol export back/v@b - | cmp - "$T/tank-b" 2>/dev/null ||
 	{ "$Z" vol export tank/v@b "$T/tank-b" && "$Z" vol export back/v@b - | cmp - "$T/tank-b"; } ||
 	fail "received volume differs"
