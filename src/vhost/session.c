@@ -30,7 +30,8 @@
 
 #include "internal.h"
 
-#define VHOST_SESS_LOG_MAX 20 /* messages a frontend can cause per connection */
+#define VHOST_SESS_LOG_MAX    20 /* messages a frontend can cause per connection */
+#define VHOST_SESS_MAX_QUEUES 64
 
 /* What the device offers beside its virtio features. */
 uint64_t vhost_sess_protocol_features(void)
@@ -102,7 +103,15 @@ int vhost_sess_init(struct vhost_sess *s, const char *name, struct vblk_backend 
 	snprintf(s->name, sizeof(s->name), "vhost-user-blk %s", name);
 	gmem_init(&s->gm);
 	if (c.num_queues == 0)
-		c.num_queues = (uint16_t)(be->nr_queues < 64 ? be->nr_queues : 64);
+		c.num_queues =
+		    (uint16_t)(be->nr_queues < VHOST_SESS_MAX_QUEUES ? be->nr_queues
+		                                                     : VHOST_SESS_MAX_QUEUES);
+	if (c.num_queues > VHOST_SESS_MAX_QUEUES) {
+		fprintf(stderr, "zonevm: %s: %u queues asked, at most %u\n", s->name, c.num_queues,
+		        VHOST_SESS_MAX_QUEUES);
+		be->ops->destroy(be);
+		return -EINVAL;
+	}
 	env.opaque = s;
 	r = vblk_create(&c, be, &s->gm, &env, &s->dev);
 	if (r < 0) {
@@ -275,7 +284,7 @@ static int vhost_map_region(struct vhost_sess *s, const struct vhost_user_region
 static int vhost_set_mem_table(struct vhost_sess *s, struct vhost_msg *m)
 {
 	const struct vhost_user_mem *mem = &m->p.mem;
-	bool was_running[64] = {false};
+	bool was_running[VHOST_SESS_MAX_QUEUES] = {false};
 	int r = 0;
 
 	if (m->size < 8 || mem->nregions == 0 || mem->nregions > VHOST_USER_MAX_REGIONS ||
@@ -298,8 +307,7 @@ static int vhost_set_mem_table(struct vhost_sess *s, struct vhost_msg *m)
 		}
 	/* The rings hold pointers into the old mappings: stop, remap, restart. */
 	for (unsigned q = 0; q < s->nq; q++) {
-		if (q < 64)
-			was_running[q] = s->rings[q].running;
+		was_running[q] = s->rings[q].running;
 		vhost_ring_stop(s, q);
 	}
 	vhost_unmap_all(s);
@@ -318,7 +326,7 @@ static int vhost_set_mem_table(struct vhost_sess *s, struct vhost_msg *m)
 	if (r < 0)
 		vhost_unmap_all(s);
 	for (unsigned q = 0; q < s->nq; q++)
-		if (q < 64 && was_running[q])
+		if (was_running[q])
 			s->rings[q].failed = false;
 	vhost_update_all(s);
 	return r;
