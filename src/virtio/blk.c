@@ -46,7 +46,7 @@
 #define VBLK_SUBMITTED -1 /* not a status: the backend has the request */
 #define VBLK_NO_STATUS -2 /* not a status: nowhere to write one */
 
-#define VBLK_SEG_MAX            126 /* data segments per request */
+#define VBLK_SEG_MAX            254 /* data segments per request (QEMU: queue size - 2) */
 #define VBLK_IOV_MAX            (VBLK_SEG_MAX + 2)
 #define VBLK_DWZ_MAX_SECTORS    (UINT32_C(1) << 22) /* 2 GiB per discard */
 #define VBLK_WZ_FLAG_UNMAP      1u

@@ -236,7 +236,7 @@ static void test_config_and_features(void **state)
 	assert_int_equal(virtio_dev_config_read(f->dev, 0, &cap, 8), 0);
 	assert_int_equal(le64toh(cap), SECTORS);
 	assert_int_equal(virtio_dev_config_read(f->dev, 12, &seg_max, 4), 0);
-	assert_int_equal(le32toh(seg_max), 126);
+	assert_int_equal(le32toh(seg_max), 254);
 	assert_int_equal(virtio_dev_config_read(f->dev, 20, &blk, 4), 0);
 	assert_int_equal(le32toh(blk), 512);
 	assert_int_equal(virtio_dev_config_read(f->dev, 58, &blk, 4), -EINVAL);
