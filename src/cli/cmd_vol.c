@@ -433,6 +433,15 @@ static int vol_cmd_simple(const char *root, int argc, char **argv)
 	}
 	if (!(p = vol_cli_open(root, o.pos[0], want, &rest)))
 		return CLI_EXIT_ERROR;
+	if (strcmp(cmd, "snapshot") && strcmp(cmd, "promote")) {
+		/* not from under a guest or an export */
+		char base[256];
+		snprintf(base, sizeof(base), "%.*s", (int)strcspn(rest, "@"), rest);
+		if (pool_cli_check_unused(p, strcmp(cmd, "destroy") ? base : rest)) {
+			pool_cli_abandon(p);
+			return CLI_EXIT_ERROR;
+		}
+	}
 	if (!strcmp(cmd, "resize"))
 		return vol_cli_done(p, vol_resize(p, rest, size));
 	if (!strcmp(cmd, "snapshot"))

@@ -40,6 +40,18 @@ int pool_cli_is_served_any(void)
 	return served.sp != NULL;
 }
 
+int pool_cli_check_unused(struct pool *p, const char *name)
+{
+	char msg[512];
+
+	if (!served.sp || p != serve_pool_get(served.sp))
+		return 0; /* without the daemon, the pool lock kept users out */
+	if (!serve_attach_busy(served.sp, name, msg, sizeof(msg))) /* we hold the lock */
+		return 0;
+	cli_err("%s", msg);
+	return -EBUSY;
+}
+
 static int pool_cli_borrowed(struct pool *p)
 {
 	return served.sp && p == serve_pool_get(served.sp);

@@ -44,6 +44,11 @@ struct serve_pool;
 void pool_cli_set_served(const char *name, struct serve_pool *sp);
 int pool_cli_is_served(const char *name);
 int pool_cli_is_served_any(void);
+/*
+ * In the daemon, refuse (-EBUSY, with a message naming the holder) when
+ * NAME of served pool P, or one of its snapshots, is attached; 0 otherwise.
+ */
+int pool_cli_check_unused(struct pool *p, const char *name);
 
 /*
  * Outside the daemon: when a daemon serves the pool that the `pool`/`vol`

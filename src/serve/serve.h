@@ -54,6 +54,13 @@ int serve_attach(struct serve_pool *sp, const char *vol, bool ro, const char *ho
 void serve_detach(struct serve_attach *a);
 /* Holder of VOL's read-write attach into BUF; false if none. */
 bool serve_attach_holder(struct serve_pool *sp, const char *vol, char *buf, size_t len);
+/*
+ * Is NAME in use: attached itself, or (a volume) one of its snapshots?
+ * BUF then says "POOL/VOL@SNAP is attached read-only by HOLDER".  For commands
+ * that would pull a volume from under its users (destroy, rollback,
+ * resize).  Call it with the pool locked (as a command holds it).
+ */
+bool serve_attach_busy(struct serve_pool *sp, const char *name, char *buf, size_t len);
 
 /* ---- a volume as a virtio-blk backend (vblk_vol.c) ------------------------ */
 

@@ -226,3 +226,19 @@ bool serve_attach_holder(struct serve_pool *sp, const char *vol, char *buf, size
 	serve_pool_unlock(sp);
 	return a != NULL;
 }
+
+bool serve_attach_busy(struct serve_pool *sp, const char *name, char *buf, size_t len)
+{
+	size_t nl = strlen(name);
+	bool snap = strchr(name, '@') != NULL, found = false;
+
+	for (struct serve_attach *a = sp->attached; a && !found; a = a->next) {
+		/* NAME itself, or for a volume one of its snapshots */
+		found = !strcmp(a->vol, name) ||
+		        (!snap && !strncmp(a->vol, name, nl) && a->vol[nl] == '@');
+		if (found)
+			snprintf(buf, len, "%s/%s is attached %s by %s", sp->name, a->vol,
+			         a->ro ? "read-only" : "read-write", a->holder);
+	}
+	return found;
+}

@@ -119,6 +119,15 @@ S2=$!
 for _ in $(seq 100); do [ -S "$T/ro.sock" ] && break; sleep 0.05; done
 [ -S "$T/ro.sock" ] || fail "a read-only attach beside it: $(cat "$T/serve2.err")"
 n=$((n + 1))
+# nothing pulls an attached volume from under its users
+for c in "destroy -r tank/a" "rollback tank/a@s1" "resize tank/a 32M"; do
+	if "$Z" vol $c 2>"$T/err"; then
+		fail "vol $c of an attached volume succeeded"
+	fi
+	grep -Eq "tank/a is attached read-(write|only) by nbd export $T/(a|ro).sock" "$T/err" ||
+		fail "vol $c: $(cat "$T/err")"
+	n=$((n + 1))
+done
 # the export ends with its client; then the volume can be attached again
 kill "$S1" "$S2" || fail "an export ended early: $(cat "$T/serve1.err" "$T/serve2.err")"
 wait "$S1" "$S2" 2>/dev/null || true

@@ -182,6 +182,13 @@ static void test_attach(void **state)
 	assert_int_equal(serve_attach(tv.sp, "v", true, "reader", &b, err, sizeof(err)), 0);
 	assert_int_equal(serve_attach(tv.sp, "v@s", false, "x", &c, err, sizeof(err)), -EROFS);
 	assert_int_equal(serve_attach(tv.sp, "v@s", true, "x", &c, err, sizeof(err)), 0);
+	serve_pool_lock(tv.sp); /* busy: the volume, its snapshot, not others */
+	assert_true(serve_attach_busy(tv.sp, "v@s", err, sizeof(err)));
+	assert_string_equal(err, "tank/v@s is attached read-only by x");
+	assert_true(serve_attach_busy(tv.sp, "v", err, sizeof(err)));
+	assert_false(serve_attach_busy(tv.sp, "w", err, sizeof(err)));
+	assert_false(serve_attach_busy(tv.sp, "v@t", err, sizeof(err)));
+	serve_pool_unlock(tv.sp);
 	serve_detach(c);
 	assert_int_equal(serve_attach(tv.sp, "nope", true, "x", &c, err, sizeof(err)), -ENOENT);
 	assert_int_equal(serve_attach(tv.sp, "bad/name", true, "x", &c, err, sizeof(err)), -EINVAL);
