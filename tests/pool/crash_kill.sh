@@ -6,11 +6,11 @@
 # (never a mix, never garbage) - except a write with --flush, which must
 # read back new data up to at least the last "flushed N" it printed, then
 # the old data.
-# Usage: crash_kill.sh PATH-TO-ZONEVM   (ZONEVM_CRASH_TRIALS, default 30)
+# Usage: crash_kill.sh PATH-TO-ZONEVM   (ZONEVM_CRASH_TRIALS, default 200)
 set -eu
 
 Z=$1
-TRIALS=${ZONEVM_CRASH_TRIALS:-30}
+TRIALS=${ZONEVM_CRASH_TRIALS:-200}
 T=$(mktemp -d /tmp/zvm-crash-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export ZONEVM_ROOT="$T/root"

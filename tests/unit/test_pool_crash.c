@@ -18,6 +18,8 @@
  */
 #include "test_pool_common.h"
 
+#include <time.h>
+
 #include "pool/pool_impl.h"
 #include "test_pool_check.h"
 
@@ -193,10 +195,17 @@ static void test_crash_every_write(void **state)
 	pool_abandon(p);
 	t.p = NULL;
 	assert_true(total > 20);
-	/* every write point with ZONEVM_CRASH_ALL=1, else about 110 of them
-	 * (whole and torn: over 200 trials) */
-	long stride = getenv("ZONEVM_CRASH_ALL") ? 1 : (total + 109) / 110;
-	for (long n = 0; n <= total; n += stride) {
+	/* every write point with ZONEVM_CRASH_ALL=1, else at least 110 of
+	 * them (whole and torn: at least 220 trials), from a random start so
+	 * that successive runs cover different points (the seed is printed) */
+	long stride = getenv("ZONEVM_CRASH_ALL") ? 1 : total / 110 > 1 ? total / 110 : 1;
+	unsigned seed = getenv("ZONEVM_CRASH_SEED") ? (unsigned)atol(getenv("ZONEVM_CRASH_SEED"))
+	                                            : (unsigned)time(NULL);
+	long first = stride > 1 ? (long)(seed % (unsigned)stride) : 0;
+	print_message(
+	    "crash: seed %u (ZONEVM_CRASH_SEED), every %ld of %ld write points from %ld\n", seed,
+	    stride, total, first);
+	for (long n = first; n <= total; n += stride) {
 		for (int torn = 0; torn < 2; torn++) {
 			int ok = 0;
 			restore_template(&t);
