@@ -138,17 +138,8 @@ int vol_cli_serve_in(const char *root, int argc, char **argv, struct serve_pool 
 		dprintf(errfd, "zonevm: this pool daemon does not serve pool \"%s\"\n", pool);
 		return CLI_EXIT_ERROR;
 	}
-	if (own) {
-		/* Blocked before the export's threads start, so they inherit it. */
-		sigset_t ss;
-		sigemptyset(&ss);
-		sigaddset(&ss, SIGTERM);
-		sigaddset(&ss, SIGINT);
-		pthread_sigmask(SIG_BLOCK, &ss, NULL);
-		signal(SIGPIPE, SIG_IGN);
-		sfd = signalfd(-1, &ss, SFD_CLOEXEC);
-		stop_fd = sfd;
-	}
+	if (own) /* before the export's threads start */
+		stop_fd = sfd = serve_signalfd();
 	r = serve_export_start(
 	    sp, vol, a.ro, vol_serve_abs(a.nbd, cwd_fd, nbd_abs, sizeof(nbd_abs)),
 	    vol_serve_abs(a.vhost, cwd_fd, vh_abs, sizeof(vh_abs)), &e, err, sizeof(err));

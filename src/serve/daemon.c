@@ -309,7 +309,7 @@ static int serve_make_socket(const char *root, const char *name, char *path, siz
 	return fd;
 }
 
-static int serve_signals(void)
+int serve_signalfd(void)
 {
 	sigset_t ss;
 
@@ -361,7 +361,7 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
 	pthread_cond_init(&d->idle, NULL);
 	/* Our log stays on the daemon's stderr while commands borrow fd 2. */
 	serve_log_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-	sfd = serve_signals();
+	sfd = serve_signalfd();
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	d->vx_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sfd < 0 || tfd < 0 || d->vx_efd < 0 || timerfd_settime(tfd, 0, &it, NULL) < 0) {

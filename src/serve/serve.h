@@ -107,6 +107,13 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
                  const struct serve_hooks *hooks);
 
 /*
+ * Block SIGTERM and SIGINT (call it before any thread starts, so that all
+ * inherit it), ignore SIGPIPE, and return a non-blocking signalfd that
+ * reads them; -errno on failure.
+ */
+int serve_signalfd(void);
+
+/*
  * Client side: if a daemon serves POOL under ROOT, run ARGV there (with our
  * stdin, stdout, stderr and working directory) and return 0 with its exit
  * status in *STATUS.  -ENOENT when no daemon runs (open the pool directly).
