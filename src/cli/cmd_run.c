@@ -20,11 +20,13 @@
 #include "cli.h"
 #include "pool_cli.h"
 #include "serve/serve.h"
+#include "net/net.h"
 #include "vmm/vmm.h"
 
 #define RUN_DEFAULT_MEM     (256ULL << 20)
 #define RUN_DEFAULT_CMDLINE "console=ttyS0 panic=-1"
 #define RUN_MAX_DISKS       24 /* PCI bus 0 has 31 free slots */
+#define RUN_MAX_NICS        6  /* with 24 disks and the rng, bus 0 is full */
 
 static void run_usage(FILE *f)
 {
@@ -34,6 +36,7 @@ static void run_usage(FILE *f)
 	        "                  [--disk PATH[,ro][,serial=ID][,cache=MODE]]...\n"
 	        "                  [--rng|--no-rng]\n"
 	        "                  [--disk vhost-user=SOCKET]... [--disk vol=POOL/VOL[,ro]]...\n"
+	        "                  [--nic tag=NAME[,OPTION]...]... [--vmid ID]\n"
 	        "\n"
 	        "Boot a Linux bzImage (boot protocol 2.12+, 64-bit entry) under KVM.\n"
 	        "  --kernel PATH      the kernel (bzImage)\n"
@@ -56,6 +59,16 @@ static void run_usage(FILE *f)
 	        "  --root DIR         the zonevm root for vol= disks (default $ZONEVM_ROOT or\n"
 	        "                     /var/lib/zonevm)\n"
 	        "  --rng, --no-rng    a virtio-rng entropy device (default: on)\n"
+	        "  --nic SPEC         a virtio-net NIC on nic tag NAME (repeatable; eth0, eth1,\n"
+	        "                     ... in order): tag=NAME[,mac=MAC][,ip=CIDR]\n"
+	        "                     [,gateway=IP][,resolvers=IP;IP][,allowed_ips=CIDR;CIDR]\n"
+	        "                     [,vlan=ID][,max_bandwidth=RATE][,queues=N]\n"
+	        "                     [,allow_ip_spoofing]\n"
+	        "                     [,allow_mac_spoofing][,allow_dhcp_spoofing]\n"
+	        "                     [,allow_restricted_traffic][,vhost] (docs/NETWORK.md)\n"
+	        "  --vmid ID          the VM's network id, [a-z0-9]{1,8}: names its taps and\n"
+	        "                     rules and seeds the generated MACs (default: p + the\n"
+	        "                     process id in base 36, so MACs change per run)\n"
 	        "\n"
 	        "The guest's serial console (COM1) is on stdin/stdout; when stdin is a\n"
 	        "terminal it is put in raw mode and Ctrl-] then q stops the VM.\n"
@@ -222,6 +235,93 @@ static int open_disk(struct vmm_disk *d)
 	return 0;
 }
 
+/* --vmid default: "p" and the pid in base 36 (at most 7 characters). */
+static void run_default_vmid(char *out, size_t len)
+{
+	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+	char tmp[16];
+	unsigned long v = (unsigned long)getpid();
+	size_t n = 0;
+
+	do {
+		tmp[n++] = digits[v % 36];
+		v /= 36;
+	} while (v && n < sizeof(tmp));
+	snprintf(out, len, "p");
+	for (size_t i = 0; i < n && i + 2 < len; i++) {
+		out[i + 1] = tmp[n - 1 - i];
+		out[i + 2] = 0;
+	}
+}
+
+/*
+ * Create the NICs' taps, rules and caps on the host (src/net) and fill
+ * nics[] with their fds.  Everything is checked before anything is made.
+ */
+static int run_net_setup(struct net_nic_spec *specs, unsigned n, const char *vmid,
+                         struct net_ctx **ctx, struct net_vm *nvm, struct vmm_nic *nics)
+{
+	struct net_err err = {{0}};
+	int r;
+
+	if (net_vmid_check(vmid) < 0) {
+		cli_err("--vmid: \"%s\" is not a VM id (1 to %d of a-z, 0-9)", vmid, NET_VMID_MAX);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		net_nic_spec_finish(&specs[i], vmid, i);
+		if (specs[i].vhost && access("/dev/vhost-net", R_OK | W_OK) < 0) {
+			cli_err("--nic %u (tag %s): vhost asked, but /dev/vhost-net is not usable: "
+			        "%s (load the vhost_net module, or drop the vhost flag)",
+			        i, specs[i].tag, strerror(errno));
+			return -ENOTSUP;
+		}
+	}
+	if (net_nic_specs_check(specs, n, &err) < 0) {
+		cli_err("--nic: %s", err.msg);
+		return -EINVAL;
+	}
+	if ((r = net_open(ctx, NULL, &err)) < 0) {
+		cli_err("%s", err.msg);
+		return r;
+	}
+	if ((r = net_vm_setup(*ctx, vmid, specs, n, nvm, &err)) < 0) {
+		cli_err("%s", err.msg);
+		net_close(*ctx);
+		*ctx = NULL;
+		return r;
+	}
+	/* The guard removes it all should this process be SIGKILLed. */
+	if ((r = net_vm_guard(*ctx, nvm, &err)) < 0) {
+		cli_err("%s", err.msg);
+		return r;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		unsigned q = specs[i].queues ? specs[i].queues : 1;
+
+		nics[i] = (struct vmm_nic){
+		    .queues = q,
+		    .vhost = specs[i].vhost,
+		    .name = nvm->nics[i].tap,
+		};
+		for (unsigned j = 0; j < q && j < VMM_NIC_MAX_QUEUES; j++)
+			nics[i].tap_fds[j] = nvm->nics[i].tap_fds[j];
+		memcpy(nics[i].mac, nvm->nics[i].spec.mac, sizeof(nics[i].mac));
+	}
+	return 0;
+}
+
+static void run_net_teardown(struct net_ctx *ctx, struct net_vm *nvm)
+{
+	struct net_err err = {{0}};
+
+	if (!ctx)
+		return;
+	if (net_vm_teardown(ctx, nvm, &err) < 0)
+		cli_err("%s", err.msg);
+	net_close(ctx);
+}
+
 static int parse_cpus(const char *s, unsigned *out)
 {
 	char *end;
@@ -249,6 +349,8 @@ int cmd_run_main(int argc, char **argv)
 	    {"disk", required_argument, NULL, 'd'},
 	    {"rng", no_argument, NULL, 'R'},
 	    {"no-rng", no_argument, NULL, 'N'},
+	    {"nic", required_argument, NULL, 'e'},
+	    {"vmid", required_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -257,6 +359,13 @@ int cmd_run_main(int argc, char **argv)
 	static char socks[RUN_MAX_DISKS][108];
 	const char *root;
 	unsigned ndisks = 0;
+	static struct net_nic_spec specs[RUN_MAX_NICS];
+	static struct net_vm nvm;
+	struct vmm_nic nics[RUN_MAX_NICS];
+	struct net_ctx *net = NULL;
+	struct net_err nerr;
+	unsigned nnics = 0;
+	char vmid[NET_VMID_MAX + 8] = "";
 	const char *kernel = NULL, *initrd = NULL;
 	struct vmm_config cfg = {
 	    .kernel_fd = -1,
@@ -268,6 +377,7 @@ int cmd_run_main(int argc, char **argv)
 	    .console_out = STDOUT_FILENO,
 	    .disks = disks,
 	    .rng = true,
+	    .nics = nics,
 	};
 	struct vmm_limits lim;
 	int c, ret, status = CLI_EXIT_USAGE;
@@ -322,6 +432,25 @@ int cmd_run_main(int argc, char **argv)
 		case 'N':
 			cfg.rng = false;
 			break;
+		case 'e':
+			if (nnics == RUN_MAX_NICS) {
+				cli_err("--nic: at most %d NICs", RUN_MAX_NICS);
+				return CLI_EXIT_USAGE;
+			}
+			if (net_nic_spec_parse(optarg, &specs[nnics], &nerr) < 0) {
+				cli_err("--nic %s: %s", optarg, nerr.msg);
+				return CLI_EXIT_USAGE;
+			}
+			nnics++;
+			break;
+		case 'v':
+			if (strlen(optarg) >= sizeof(vmid) || net_vmid_check(optarg) < 0) {
+				cli_err("--vmid: \"%s\" is not a VM id (1 to %d of a-z, 0-9)",
+				        optarg, NET_VMID_MAX);
+				return CLI_EXIT_USAGE;
+			}
+			snprintf(vmid, sizeof(vmid), "%s", optarg);
+			break;
 		case 'h':
 			run_usage(stdout);
 			return CLI_EXIT_OK;
@@ -371,8 +500,16 @@ int cmd_run_main(int argc, char **argv)
 			cfg.ndisks++; /* close it too */
 			goto out;
 		}
+	if (nnics) {
+		if (!vmid[0])
+			run_default_vmid(vmid, sizeof(vmid));
+		if (run_net_setup(specs, nnics, vmid, &net, &nvm, nics) < 0)
+			goto out;
+		cfg.nnics = nnics;
+	}
 	status = vmm_run(&cfg);
 out:
+	run_net_teardown(net, &nvm);
 	for (unsigned i = 0; i < cfg.ndisks; i++)
 		if (disks[i].fd >= 0)
 			close(disks[i].fd);

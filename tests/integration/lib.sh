@@ -59,6 +59,24 @@ guest_script() {
 	printf '%s\n' "$1" | base64 -w0
 }
 
+# guest_val LOG KEY: the last value a guest printed as "KEY=value".
+guest_val() {
+	sed -n "s/^$2=\([^[:space:]]*\).*/\1/p" "$1" | tail -n 1
+}
+
+# tap_check WHAT STATUS [LOG...]: one TAP line from a condition's status,
+# the logs as evidence when it failed.
+tap_check() {
+	what=$1
+	if [ "$2" -eq 0 ]; then
+		tap_ok "$what"
+	else
+		tap_not_ok "$what"
+		shift 2
+		for f in "$@"; do tap_diag "$f" 30; done
+	fi
+}
+
 tap_end() {
 	echo "# $tap_n checks, $tap_failed failed"
 	rm -rf "$WORK"
