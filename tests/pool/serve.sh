@@ -28,9 +28,10 @@ fail() {
 start_daemon() {
 	ZONEVM_ROOT=$1 "$Z" pool serve tank 2>>"$T/daemon.log" &
 	DPID=$!
+	# (not the socket file: a killed daemon's stays until the next one
+	# replaces it; and a command run meanwhile would hold the pool)
 	for _ in $(seq 100); do
-		[ -S "$1/run/tank.sock" ] && ZONEVM_ROOT=$1 "$Z" pool status tank >/dev/null 2>&1 &&
-			return 0
+		grep -q "(pid $DPID)" "$T/daemon.log" && return 0
 		sleep 0.05
 	done
 	fail "the daemon did not come up"
@@ -142,14 +143,14 @@ wait "$S1" 2>/dev/null || true
 n=$((n + 1))
 
 # SIGTERM: final commit, socket gone, exit 0
-t0=$("$Z" pool status -j tank | sed 's/.*"txg": \([0-9]*\).*/\1/')
+t0=$("$Z" pool status -j tank | grep -o '"txg": [0-9]*' | head -n 1 | cut -d' ' -f2)
 "$Z" vol write tank/c 0 "$T/data"
 kill -TERM "$DPID"
 wait "$DPID" || fail "the daemon exited with $? after SIGTERM"
 DPID=
 grep -q 'pool "tank": final commit done' "$T/daemon.log" || fail "no final commit logged"
 [ ! -e "$T/r2/run/tank.sock" ] || fail "the control socket outlived the daemon"
-t1=$("$Z" pool status -j tank | sed 's/.*"txg": \([0-9]*\).*/\1/')
+t1=$("$Z" pool status -j tank | grep -o '"txg": [0-9]*' | head -n 1 | cut -d' ' -f2)
 [ "$t1" -gt "$t0" ] || fail "txg $t0 -> $t1 over the writes and the stop"
 "$Z" vol export tank/c "$T/c.out"
 cmp -n 200000 "$T/c.out" "$T/data" || fail "data written through the daemon is not there"
