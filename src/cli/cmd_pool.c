@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -167,6 +168,12 @@ static int pool_cmd_export(const char *root, int argc, char **argv, int destroy)
 	return CLI_EXIT_OK;
 }
 
+/* DEGRADED when reads failed since open or the last scrub found damage. */
+static const char *pool_health(const struct pool_status *st)
+{
+	return st->read_errors || st->scrub_errors ? "DEGRADED" : "ONLINE";
+}
+
 static int pool_cmd_list(const char *root, int argc, char **argv)
 {
 	static const char *cols[] = {"name", "size", "alloc", "free", "health", "path"};
@@ -198,7 +205,7 @@ static int pool_cmd_list(const char *root, int argc, char **argv)
 			e = pool_open(path, POOL_OPEN_RDONLY, &p, err, sizeof(err));
 		if (e == 0) {
 			pool_get_status(p, &st);
-			health = st.read_errors ? "DEGRADED" : "ONLINE";
+			health = pool_health(&st);
 			nums[1] = st.size;
 			nums[2] = st.allocated;
 			nums[3] = st.size - st.allocated;
@@ -242,27 +249,29 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 		printf("{\"name\": \"%s\", \"path\": \"%s\", \"health\": \"%s\", \"guid\": %llu, "
 		       "\"txg\": %llu, \"size\": %llu, \"allocated\": %llu, \"deferred\": %llu, "
 		       "\"volumes\": %llu, \"snapshots\": %llu, \"errors\": %llu, "
-		       "\"log_flushes\": %llu, \"arc\": {"
+		       "\"log_flushes\": %llu, \"scrub\": {\"txg\": %llu, \"time\": %llu, "
+		       "\"blocks\": %llu, \"errors\": %llu}, \"arc\": {"
 		       "\"hits\": %llu, \"misses\": %llu, \"size\": %llu, \"cap\": %llu, "
 		       "\"mru_size\": %llu, \"mfu_size\": %llu, \"ghost_hits_mru\": %llu, "
 		       "\"ghost_hits_mfu\": %llu}}\n",
-		       pool_name(p), path, st.read_errors ? "DEGRADED" : "ONLINE",
-		       (unsigned long long)st.guid, (unsigned long long)st.txg,
-		       (unsigned long long)st.size, (unsigned long long)st.allocated,
-		       (unsigned long long)st.deferred, (unsigned long long)st.volumes,
-		       (unsigned long long)st.snapshots, (unsigned long long)st.read_errors,
-		       (unsigned long long)st.log_flushes, (unsigned long long)st.arc.hits,
-		       (unsigned long long)st.arc.misses, (unsigned long long)st.arc.size,
-		       (unsigned long long)st.arc.cap, (unsigned long long)st.arc.mru_size,
-		       (unsigned long long)st.arc.mfu_size,
+		       pool_name(p), path, pool_health(&st), (unsigned long long)st.guid,
+		       (unsigned long long)st.txg, (unsigned long long)st.size,
+		       (unsigned long long)st.allocated, (unsigned long long)st.deferred,
+		       (unsigned long long)st.volumes, (unsigned long long)st.snapshots,
+		       (unsigned long long)st.read_errors, (unsigned long long)st.log_flushes,
+		       (unsigned long long)st.scrub_txg, (unsigned long long)st.scrub_time,
+		       (unsigned long long)st.scrub_blocks, (unsigned long long)st.scrub_errors,
+		       (unsigned long long)st.arc.hits, (unsigned long long)st.arc.misses,
+		       (unsigned long long)st.arc.size, (unsigned long long)st.arc.cap,
+		       (unsigned long long)st.arc.mru_size, (unsigned long long)st.arc.mfu_size,
 		       (unsigned long long)st.arc.ghost_hits_mru,
 		       (unsigned long long)st.arc.ghost_hits_mfu);
 		pool_cli_abandon(p);
 		return CLI_EXIT_OK;
 	}
 	printf("  pool: %s\n  path: %s\n state: %s\n  guid: %llu\n   txg: %llu (last committed)\n",
-	       pool_name(p), path, st.read_errors ? "DEGRADED" : "ONLINE",
-	       (unsigned long long)st.guid, (unsigned long long)st.txg);
+	       pool_name(p), path, pool_health(&st), (unsigned long long)st.guid,
+	       (unsigned long long)st.txg);
 	char a[32], b[32], c[32];
 	pool_cli_fmt_size(st.size, fl.p, a, sizeof(a));
 	pool_cli_fmt_size(st.allocated, fl.p, b, sizeof(b));
@@ -270,8 +279,20 @@ static int pool_cmd_status(const char *root, int argc, char **argv)
 	printf(" space: %s size, %s allocated, %s free\n", a, b, c);
 	printf("  vols: %llu volumes, %llu snapshots\n", (unsigned long long)st.volumes,
 	       (unsigned long long)st.snapshots);
-	printf("errors: %llu found since open (run 'zonevm pool scrub %s' to check every block)\n",
-	       (unsigned long long)st.read_errors, pool_name(p));
+	if (st.scrub_time) {
+		char when[64];
+		time_t tt = (time_t)st.scrub_time;
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&tt));
+		printf(" scrub: %s (txg %llu): %llu blocks verified, %llu damaged\n", when,
+		       (unsigned long long)st.scrub_txg, (unsigned long long)st.scrub_blocks,
+		       (unsigned long long)st.scrub_errors);
+	} else {
+		printf(" scrub: never\n");
+	}
+	printf("errors: %llu found since open, %llu by the last scrub (run 'zonevm pool scrub %s' "
+	       "to check every block)\n",
+	       (unsigned long long)st.read_errors, (unsigned long long)st.scrub_errors,
+	       pool_name(p));
 	pool_cli_fmt_size(st.arc.size, fl.p, a, sizeof(a));
 	pool_cli_fmt_size(st.arc.cap, fl.p, b, sizeof(b));
 	printf(

@@ -171,7 +171,12 @@ struct pool_ub {
 	struct pool_objdesc dir;
 	uint64_t next_id;
 	uint64_t zil_addr;
-	uint8_t reserved[88];
+	/* the last completed scrub, carried by every later uberblock (0: never) */
+	uint64_t scrub_txg;    /* the txg whose trees it verified */
+	uint64_t scrub_time;   /* unix seconds when it ended */
+	uint64_t scrub_blocks; /* blocks it verified */
+	uint64_t scrub_errors; /* damaged blocks it found */
+	uint8_t reserved[56];
 	uint64_t cksum[2];
 };
 _Static_assert(sizeof(struct pool_ub) == 256, "uberblock is 256 bytes");

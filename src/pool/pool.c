@@ -457,6 +457,11 @@ int pool_get_status(struct pool *p, struct pool_status *st)
 	st->created = p->created;
 	st->log_flushes = p->zil_flushes;
 	st->log_blocks = p->zil_blocks;
+	const struct pool_ub *sc = p->ub_scrub.scrub_time ? &p->ub_scrub : &p->ub;
+	st->scrub_txg = sc->scrub_txg;
+	st->scrub_time = sc->scrub_time;
+	st->scrub_blocks = sc->scrub_blocks;
+	st->scrub_errors = sc->scrub_errors;
 	for (size_t i = 0; i < p->nds; i++) {
 		if (!p->ds[i] || (p->ds[i]->r.flags & POOL_DSF_RECV))
 			continue;
@@ -476,7 +481,8 @@ int pool_get_status(struct pool *p, struct pool_status *st)
  * Each damaged block is reported with the dataset, the byte range of the
  * volume it covers and the block pointer; the walk does not descend below
  * a damaged indirect block, and counts it as one error.  Scrub never
- * repairs (one copy) and never writes.
+ * repairs (one copy); the only thing it writes is its result, committed
+ * in the next uberblock (pool_status reports it after a reopen).
  */
 struct scrub_ctx {
 	uint64_t *seen;
@@ -552,6 +558,14 @@ int pool_scrub(struct pool *p, pool_report_fn report, void *arg, struct pool_scr
 	}
 	free(c.seen);
 	if (err < 0)
+		return err;
+	/* the result is kept in the next uberblock, committed now when we may
+	 * write (so that a command that then fails on -EIO keeps it too) */
+	p->ub_scrub.scrub_txg = p->ub.txg;
+	p->ub_scrub.scrub_time = pool_now();
+	p->ub_scrub.scrub_blocks = res->blocks;
+	p->ub_scrub.scrub_errors = res->errors;
+	if (!p->rdonly && !p->poisoned && (err = pool_txg_commit(p)) != 0)
 		return err;
 	if (res->errors)
 		return pool_err(p, -EIO, "pool \"%s\": scrub found %llu damaged blocks", p->name,

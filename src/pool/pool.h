@@ -95,11 +95,17 @@ struct pool_status {
 	uint64_t read_errors; /* checksum or I/O errors met since open */
 	uint64_t created;
 	uint64_t log_flushes, log_blocks; /* intent log, since open */
+	/* the last completed scrub (time 0: never), kept in the uberblock */
+	uint64_t scrub_txg, scrub_time, scrub_blocks, scrub_errors;
 	struct pool_arc_stats arc;
 };
 int pool_get_status(struct pool *p, struct pool_status *st);
 
-/* Scrub: read every reachable block and verify its checksum. */
+/*
+ * Scrub: read every reachable block and verify its checksum.  The result
+ * (blocks, damaged blocks, time) is committed into the pool unless it is
+ * open read-only, and pool_get_status reports it from then on.
+ */
 struct pool_scrub_result {
 	uint64_t blocks, bytes, errors;
 };

@@ -71,8 +71,9 @@ struct pool {
 	int rdonly;
 	uint64_t guid, devsize, created;
 
-	uint64_t txg;      /* last committed; the open txg is txg + 1 */
-	struct pool_ub ub; /* last committed uberblock */
+	uint64_t txg;            /* last committed; the open txg is txg + 1 */
+	struct pool_ub ub;       /* last committed uberblock */
+	struct pool_ub ub_scrub; /* scrub_* of a scrub not committed yet (time 0: none) */
 	uint64_t next_id;
 	struct pool_ds **ds; /* by id - 1; NULL = free slot */
 	size_t nds;

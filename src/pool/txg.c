@@ -204,8 +204,8 @@ int pool_txg_commit(struct pool *p)
 	err = txg_sync_all(p);
 	if (err)
 		goto poison;
-	if (p->txg_blocks == 0)
-		return 0; /* nothing changed */
+	if (p->txg_blocks == 0 && !p->ub_scrub.scrub_time)
+		return 0; /* nothing changed (a scrub's result alone is a change) */
 	err = pool_io_flush(p);
 	if (err)
 		goto poison;
@@ -218,6 +218,12 @@ int pool_txg_commit(struct pool *p)
 	ub.dir = p->dir.d;
 	ub.next_id = p->next_id;
 	ub.zil_addr = pool_zil_new_slot(p); /* 0 when full: flushes then commit */
+	/* a scrub's new result, or the last one carried on */
+	const struct pool_ub *sc = p->ub_scrub.scrub_time ? &p->ub_scrub : &p->ub;
+	ub.scrub_txg = sc->scrub_txg;
+	ub.scrub_time = sc->scrub_time;
+	ub.scrub_blocks = sc->scrub_blocks;
+	ub.scrub_errors = sc->scrub_errors;
 	pool_cksum(&ub, offsetof(struct pool_ub, cksum), ub.cksum);
 	err = pool_ub_write(p, &ub);
 	if (!err)
@@ -227,6 +233,7 @@ int pool_txg_commit(struct pool *p)
 	p->txg = ub.txg;
 	p->ub = ub;
 	p->txg_blocks = 0;
+	memset(&p->ub_scrub, 0, sizeof(p->ub_scrub));
 	pool_alloc_txg_done(p, p->txg); /* before new frees land in the same slot */
 	pool_zil_committed(p, ub.zil_addr);
 	return 0;

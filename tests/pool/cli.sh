@@ -167,10 +167,16 @@ must_fail 'no such volume' "$Z" vol get size tank/lockx
 ok "$Z" vol create tank/raw 1M --compression off
 yes CORRUPT-ME-0123456789 | head -c 16384 | "$Z" vol write tank/raw 32768 - || fail "write"
 ok "$Z" pool scrub tank
+ok "$Z" pool status tank
+grep -q 'state: ONLINE' "$T/out" && grep -q 'scrub: .*, 0 damaged' "$T/out" ||
+	fail "status after a clean scrub: $(cat "$T/out")"
 off=$(grep -oba CORRUPT-ME-0123456789 "$T/tank.img" | head -1 | cut -d: -f1)
 printf 'X' | dd of="$T/tank.img" bs=1 seek=$((off + 3)) conv=notrunc 2>/dev/null
 must_fail '1 damaged' "$Z" pool scrub tank
 grep -q 'damaged: tank/raw: offset 32768 (data block' "$T/out" || fail "scrub: $(cat "$T/out")"
+ok "$Z" pool status tank
+grep -q 'state: DEGRADED' "$T/out" && grep -q 'scrub: .*, 1 damaged' "$T/out" ||
+	fail "status after a scrub that found damage: $(cat "$T/out")"
 must_fail 'tank/raw: read at offset 32768' "$Z" vol export tank/raw "$T/raw.out"
 must_fail 'checksum mismatch' "$Z" vol export tank/raw "$T/raw.out"
 

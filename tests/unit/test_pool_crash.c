@@ -300,6 +300,13 @@ static void test_corruption(void **state)
 	pool_get_status(p, &st);
 	assert_true(st.read_errors >= 2);
 	tp_close(&t);
+	/* the scrub's result outlives the process: it is in the uberblock */
+	p = tp_open(&t);
+	pool_get_status(p, &st);
+	assert_int_equal(st.read_errors, 0);
+	assert_int_equal(st.scrub_errors, 1);
+	assert_true(st.scrub_blocks > 512 && st.scrub_time > 0 && st.scrub_txg > 0);
+	tp_close(&t);
 	flip(t.path, bp.addr * POOL_SECTOR + 100); /* repair */
 
 	/* the root indirect block */
@@ -314,6 +321,15 @@ static void test_corruption(void **state)
 	assert_non_null(strstr(rep.last, "indirect block covering"));
 	tp_close(&t);
 	flip(t.path, root.addr * POOL_SECTOR + 7);
+	/* repaired: a clean scrub replaces the damaged result */
+	p = tp_open(&t);
+	TP_OK(p, pool_scrub(p, NULL, NULL, &sr));
+	tp_close(&t);
+	p = tp_open(&t);
+	pool_get_status(p, &st);
+	assert_int_equal(st.scrub_errors, 0);
+	assert_int_equal(st.scrub_blocks, sr.blocks);
+	tp_close(&t);
 
 	/* the newest uberblock, in both labels: open falls back one txg */
 	p = tp_open(&t);
