@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -141,7 +142,14 @@ int vol_cli_recv(const char *root, int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	if (o.A)
 		return vol_cli_done(p, vol_recv_abort(p, rest));
-	pool_cli_progress_start(&pr, "recv", 0);
+	/* the total (for an ETA) is known when the stream is a file; a pipe
+	 * shows bytes and rate only */
+	struct stat st;
+	off_t pos = lseek(STDIN_FILENO, 0, SEEK_CUR);
+	uint64_t total = 0;
+	if (!fstat(STDIN_FILENO, &st) && S_ISREG(st.st_mode) && pos >= 0 && st.st_size > pos)
+		total = (uint64_t)(st.st_size - pos);
+	pool_cli_progress_start(&pr, "recv", total);
 	pool_set_progress(p, progress_cb, &pr);
 	err = vol_recv(p, rest, STDIN_FILENO, o.s);
 	pool_cli_progress_end(&pr);

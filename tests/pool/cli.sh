@@ -155,6 +155,18 @@ tok=$(sed -n "s/.*vol send -t \([^']*\)'.*/\1/p" "$T/err")
 "$Z" vol send -t "$tok" tank | "$Z" vol recv -s back/w || fail "resumed recv"
 "$Z" vol export back/w - | cmp - "$T/tank-b" || fail "resumed volume differs"
 
+# progress (bytes, rate, ETA) on stderr only when it is a terminal
+"$Z" vol send tank/v@b 2>"$T/err" >"$T/full2"
+[ ! -s "$T/err" ] || fail "progress without a terminal: $(cat "$T/err")"
+if command -v script >/dev/null 2>&1; then
+	script -qc "'$Z' vol send tank/v@b >'$T/full3'" /dev/null >"$T/tty" 2>&1
+	grep -q 'send: .* of .*/s, ETA' "$T/tty" || fail "send progress: $(cat "$T/tty")"
+	script -qc "'$Z' vol recv back/tty <'$T/full3'" /dev/null >"$T/tty" 2>&1
+	grep -q 'recv: .* of .*/s, ETA' "$T/tty" || fail "recv progress: $(cat "$T/tty")"
+	"$Z" vol export back/tty - | cmp - "$T/tank-b" || fail "received from a tty differs"
+	n=$((n + 3))
+fi
+
 # the lock: a receive waiting for its stream holds the pool; others are refused
 sleep 3 | "$Z" vol recv tank/lockx 2>/dev/null &
 sleep 1
