@@ -34,7 +34,8 @@ ok() {
 }
 
 txg() {
-	"$Z" pool status -j "$1" | sed 's/.*"txg": \([0-9]*\).*/\1/'
+	# the first "txg" is the pool's (the last scrub's comes later)
+	"$Z" pool status -j "$1" | grep -o '"txg": [0-9]*' | head -n 1 | cut -d' ' -f2
 }
 
 # pools
