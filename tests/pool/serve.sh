@@ -142,6 +142,31 @@ kill "$S1"
 wait "$S1" 2>/dev/null || true
 n=$((n + 1))
 
+# a vhost-user-blk export (src/vhost's server on the volume): it holds the
+# volume, and QEMU (TCG, stopped before the guest runs) negotiates with it
+"$Z" vol serve tank/c --vhost-user "$T/vh.sock" 2>"$T/vh.err" &
+S1=$!
+for _ in $(seq 100); do [ -S "$T/vh.sock" ] && break; sleep 0.05; done
+[ -S "$T/vh.sock" ] || fail "vol serve --vhost-user: $(cat "$T/vh.err")"
+if "$Z" vol serve tank/c --nbd "$T/c.sock" 2>"$T/err"; then
+	fail "an NBD export beside a read-write vhost-user one"
+fi
+grep -qF "tank/c is attached read-write by vhost-user export $T/vh.sock" "$T/err" ||
+	fail "attach beside vhost-user: $(cat "$T/err")"
+n=$((n + 1))
+if command -v qemu-system-x86_64 >/dev/null; then
+	printf "info qtree\nquit\n" | timeout 60 qemu-system-x86_64 -M q35 -accel tcg -m 128 \
+		-object memory-backend-memfd,id=mem,size=128M,share=on -numa node,memdev=mem \
+		-chardev socket,id=c,path="$T/vh.sock" -device vhost-user-blk-pci,chardev=c \
+		-nographic -S -monitor stdio -serial none >"$T/qemu.out" 2>&1 ||
+		fail "qemu with the vhost-user export: $(tail -5 "$T/qemu.out")"
+	grep -q 'dev: vhost-user-blk, id' "$T/qemu.out" ||
+		fail "qemu did not realize vhost-user-blk: $(tail -5 "$T/qemu.out")"
+	n=$((n + 1))
+fi
+kill "$S1"
+wait "$S1" || fail "vol serve --vhost-user exited with $? on SIGTERM"
+
 # SIGTERM: final commit, socket gone, exit 0
 t0=$("$Z" pool status -j tank | grep -o '"txg": [0-9]*' | head -n 1 | cut -d' ' -f2)
 "$Z" vol write tank/c 0 "$T/data"
