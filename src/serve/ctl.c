@@ -311,15 +311,24 @@ int serve_forward(const char *root, const char *pool, int argc, char **argv, int
 	fd = ctl_connect(root, pool);
 	if (fd < 0)
 		return fd;
+	for (int i = 0; i < 3; i++) /* a closed stdio descriptor reads as /dev/null */
+		if (fcntl(i, F_GETFD) < 0)
+			fds[i] = open("/dev/null", i ? O_WRONLY | O_CLOEXEC : O_RDONLY | O_CLOEXEC);
 	fds[3] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fds[3] < 0) {
+	if (fds[3] < 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0) {
 		r = -errno;
-		fprintf(stderr, "zonevm: cannot open the working directory: %s\n", strerror(errno));
+		fprintf(stderr, "zonevm: cannot open the working directory or /dev/null: %s\n",
+		        strerror(errno));
+		for (int i = 0; i < 4; i++)
+			if (fds[i] != i && fds[i] >= 0)
+				close(fds[i]);
 		close(fd);
 		return r;
 	}
 	r = serve_ctl_send(fd, SERVE_CTL_RUN, payload, len, fds, 4);
-	close(fds[3]);
+	for (int i = 0; i < 4; i++)
+		if (fds[i] != i && fds[i] >= 0)
+			close(fds[i]);
 	if (!r)
 		r = ctl_wait_run(fd, &st);
 	close(fd);
