@@ -19,7 +19,8 @@
  * the records lock held, then starts dnsmasq if it is not running, reloads
  * it if it is, or stops it when no NIC needs it.  dnsmasq needs an address
  * of the NIC's subnet on the bridge to answer (it picks the range by the
- * receiving interface's addresses), hence --address.
+ * receiving interface's addresses), hence --address.  dnsmasq runs as
+ * nobody after its start, so the zonevm root must be searchable by others.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +90,29 @@ static void dhcp_stop(const struct net_ctx *ctx, const char *tag)
 	}
 }
 
+/*
+ * dnsmasq drops its privileges (to nobody) and re-reads the hosts and opts
+ * files as nobody on SIGHUP: every folder above them must be searchable by
+ * others, or reloads would silently empty its host list.
+ */
+static int dhcp_check_reachable(const char *path, struct net_err *err)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *slash = strrchr(dir, '/'); slash && slash != dir; slash = strrchr(dir, '/')) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH))
+			return net_fail(
+			    err, -EACCES,
+			    "DHCP: dnsmasq (user nobody) cannot reach %s: folder %s is not "
+			    "searchable by others (chmod o+x)",
+			    path, dir);
+	}
+	return 0;
+}
+
 static int dhcp_start(struct net_ctx *ctx, const struct net_nictag *t, struct net_err *err)
 {
 	char conf[PATH_MAX], path[PATH_MAX], log[PATH_MAX], net[INET_ADDRSTRLEN],
@@ -116,7 +141,9 @@ static int dhcp_start(struct net_ctx *ctx, const struct net_nictag *t, struct ne
 	dhcp_path(ctx, t->name, "pid", path, sizeof(path));
 	snprintf(text + len, sizeof(text) - len, "pid-file=%s\n", path);
 	dhcp_path(ctx, t->name, "conf", conf, sizeof(conf));
-	r = net_write_file(conf, text, err);
+	r = dhcp_check_reachable(conf, err);
+	if (!r)
+		r = net_write_file(conf, text, err);
 	if (r)
 		return r;
 	dhcp_path(ctx, t->name, "log", log, sizeof(log));

@@ -1,0 +1,296 @@
+#!/bin/sh
+# netsec.sh - the host side of guest networking (src/net): nic tags, the
+# nftables anti-spoofing rules and their counters, the allow_* flags, VLAN
+# isolation, DHCP by dnsmasq, max_bandwidth (tc), `zonevm nic`, and that
+# nothing is left after a VM ends or its VMM is SIGKILLed.
+#
+# Guests here are network namespaces: tests/net/nicwire sets up each VM's
+# NICs with libnet exactly as `zonevm run --nic` does (net_vm_setup +
+# net_vm_guard) and carries frames between each tap and a veth whose peer
+# is in the namespace, so the checks exercise the same kernel objects a
+# virtio-net guest would meet.  Needs: zonevm, nicwire, ip, tc, nft,
+# dnsmasq, iperf3 and busybox (udhcpc, ping, arping).
+. "${TESTS:-/tests}/lib.sh"
+
+NICWIRE=${NICWIRE:-$(command -v nicwire || echo "$TESTS/../../build/tests/net/nicwire")}
+export ZONEVM_ROOT="$WORK/root"
+chmod 755 "$WORK" # dnsmasq (user nobody) re-reads its hosts file under the root
+bb=$(command -v busybox)
+
+for m in tun veth bridge ifb sch_tbf sch_ingress act_mirred cls_u32 nf_tables \
+	nft_meta_bridge; do
+	modprobe "$m" 2>/dev/null
+done
+ip link set lo up
+
+# check WHAT CMD...: one TAP line from a command's status.
+check() {
+	what=$1
+	shift
+	if "$@" >"$WORK/check.log" 2>&1; then
+		tap_ok "$what"
+	else
+		tap_not_ok "$what"
+		tap_diag "$WORK/check.log"
+	fi
+}
+# refuse WHAT PATTERN CMD...: the command must fail with a message matching PATTERN.
+refuse() {
+	what=$1
+	pat=$2
+	shift 2
+	if "$@" >"$WORK/check.log" 2>&1; then
+		tap_not_ok "$what (it succeeded)"
+	elif grep -Eq -- "$pat" "$WORK/check.log"; then
+		tap_ok "$what"
+	else
+		tap_not_ok "$what (want /$pat/)"
+		tap_diag "$WORK/check.log"
+	fi
+}
+in_ns() {
+	ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+# guest NAME: a namespace NAME with veth NAME-h (host side) <-> eth0 inside.
+guest() {
+	ip netns add "$1"
+	ip link add "$1h" type veth peer name eth0 netns "$1"
+	ip link set "$1h" up
+	in_ns "$1" ip link set lo up
+	in_ns "$1" ip link set eth0 up
+}
+# vm VMID GUEST SPEC: nicwire holding the VM's NIC, wired to GUEST's veth;
+# the guest's eth0 gets the NIC's MAC, as virtio-net would give it.
+vm() {
+	"$NICWIRE" wire "$1" "$2h:$3" >"$WORK/wire.$1" 2>&1 &
+	eval "pid_$1=$!"
+	for _ in $(seq 50); do
+		if grep -q ready "$WORK/wire.$1"; then
+			in_ns "$2" ip link set eth0 address "$(sed -n 's/^ready [^=]*=//p' "$WORK/wire.$1")"
+			return
+		fi
+		kill -0 "$!" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$WORK/wire.$1" >&2
+	return 1
+}
+# counter VMID NAME: one value of `zonevm nic stats VMID 0`.
+counter() {
+	zonevm nic stats "$1" 0 | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'
+}
+# moved VMID NAME CMD...: CMD makes counter NAME of VMID grow.
+moved() {
+	vmid=$1
+	name=$2
+	shift 2
+	before=$(counter "$vmid" "$name")
+	"$@" >/dev/null 2>&1
+	after=$(counter "$vmid" "$name")
+	echo "$name: $before -> $after"
+	[ "${after:-0}" -gt "${before:-0}" ]
+}
+# rx_t0: packets the host bridge t0 received (frames that got through).
+rx_t0() {
+	ip -s link show dev t0 | awk '/RX:/ { getline; print $2 }'
+}
+# passes CMD...: CMD's frame reaches the host bridge (t0's rx count grows).
+passes() {
+	before=$(rx_t0)
+	"$@" >/dev/null 2>&1
+	sleep 0.2
+	after=$(rx_t0)
+	echo "t0 rx_packets: $before -> $after"
+	[ "$after" -gt "$before" ]
+}
+# leftovers VMID: print the VM's links, nft table and record, if any.
+leftovers() {
+	ip -o link show | grep -o "zvm$1[ni][0-9]*" || true
+	nft list tables 2>/dev/null | grep "zonevm_$1\$" || true
+	ls "$ZONEVM_ROOT/netvms/$1.json" 2>/dev/null || true
+}
+gone() {
+	for _ in $(seq 50); do
+		[ -z "$(leftovers "$1")" ] && return 0
+		sleep 0.1
+	done
+	leftovers "$1"
+	return 1
+}
+
+# Raw frames (hex) sent by `nicwire send` from a guest's eth0.
+BC=ffffffffffff
+arp_frame() { # SRC_MAC SENDER_MAC SENDER_IP(hex)
+	echo "$BC $1 0806 0001 0800 06 04 0001 $2 $3 000000000000 0a090001"
+}
+dhcp_server_frame() { # SRC_MAC SRC_IP(hex): UDP 67 -> 68, an "offer" from the guest
+	echo "$BC $1 0800 4500 0024 0000 0000 4011 0000 $2 ffffffff 0043 0044 0010 0000 0201060000000000"
+}
+ethertype_frame() { # SRC_MAC: EtherType 0x88b5 (local experimental)
+	echo "$BC $1 88b5 7a6f6e65766d"
+}
+
+# --- nic tags ------------------------------------------------------------
+check "nictag create t0 (bridge, host address 10.9.0.1/24)" \
+	zonevm nictag create t0 --address 10.9.0.1/24
+check "the bridge exists with its address" sh -c 'ip -o addr show t0 | grep -q 10.9.0.1/24'
+ip link del t0
+check "nictag list shows t0 with its bridge missing" sh -c 'zonevm nictag list | grep -E "^t0 .*missing"'
+refuse "nictag create refuses a tag that exists" "already exists" zonevm nictag create t0
+refuse "nictag create refuses a bad name" "reserved" zonevm nictag create zvmx
+refuse "nictag create refuses a missing uplink" "uplink nosuch" zonevm nictag create t9 --uplink nosuch
+
+for g in ga gb gc1 gc2 gc3 gc4 gd ge gf gg; do ip netns del $g 2>/dev/null; guest $g; done
+
+# --- bad input: refused before anything is created ------------------------
+check "VM a: NIC on t0 (the bridge is recreated from the record)" \
+	vm a ga "tag=t0,mac=02:00:00:00:0a:01,ip=10.9.0.11/24,gateway=10.9.0.1,resolvers=10.9.0.53;1.1.1.1"
+check "t0 recreated with its address" sh -c 'ip -o addr show t0 | grep -q 10.9.0.1/24'
+refuse "unknown nic tag refused" 'unknown nic tag "nope"' "$NICWIRE" wire x gbh:tag=nope
+refuse "malformed MAC refused" 'mac "02:00:00:00:00"' "$NICWIRE" wire x gbh:tag=t0,mac=02:00:00:00:00
+refuse "malformed CIDR refused" 'ip "10.9.0.300/24"' "$NICWIRE" wire x gbh:tag=t0,ip=10.9.0.300/24
+refuse "malformed rate refused" 'max_bandwidth "50Q"' "$NICWIRE" wire x gbh:tag=t0,max_bandwidth=50Q
+refuse "VLAN out of range refused" 'vlan "4095"' "$NICWIRE" wire x gbh:tag=t0,vlan=4095
+refuse "a MAC used on t0 by another VM refused" "already used on nic tag t0 by vm a" \
+	"$NICWIRE" wire x gbh:tag=t0,mac=02:00:00:00:0a:01
+refuse "a second VM with a running VM's id refused" "vm a: in use" \
+	"$NICWIRE" wire a gbh:tag=t0
+check "nothing created by the refused VMs" sh -c "[ -z \"\$(ip -o link | grep zvmx)\" ] && ! nft list table bridge zonevm_x"
+check "VM b: NIC on t0" vm b gb "tag=t0,mac=02:00:00:00:0b:01,ip=10.9.0.12/24"
+refuse "nictag delete refused while NICs use t0" "still attached" zonevm nictag delete t0
+
+# --- DHCP -------------------------------------------------------------------
+cat >"$WORK/udhcpc.sh" <<'EOS'
+#!/bin/sh
+[ "$1" = bound ] || exit 0
+echo "ip=$ip subnet=$subnet router=$router dns=$dns" >"$LEASE"
+ip addr add "$ip/$mask" dev "$interface"
+EOS
+chmod +x "$WORK/udhcpc.sh"
+# lease GUEST WANT: udhcpc in GUEST gets exactly WANT.
+lease() {
+	rm -f "$WORK/lease.$1"
+	in_ns "$1" env LEASE="$WORK/lease.$1" "$bb" udhcpc -i eth0 -n -q -f -t 4 -T 1 \
+		-s "$WORK/udhcpc.sh"
+	got=$(cat "$WORK/lease.$1" 2>/dev/null)
+	echo "got: $got"
+	[ "$got" = "$2" ] || { tail -5 "$ZONEVM_ROOT/nictags/t0.dhcp-log"; cat "$ZONEVM_ROOT/nictags/t0.dhcp-hosts"; false; }
+}
+check "DHCP gives VM a its ip, netmask, gateway and resolvers" \
+	lease ga "ip=10.9.0.11 subnet=255.255.255.0 router=10.9.0.1 dns=10.9.0.53 1.1.1.1"
+check "DHCP gives VM b its ip (no gateway, no resolvers)" \
+	lease gb "ip=10.9.0.12 subnet=255.255.255.0 router= dns="
+# --- connectivity -----------------------------------------------------------
+check "VM a pings the host" in_ns ga "$bb" ping -c 2 -W 2 10.9.0.1
+check "VM a pings VM b" in_ns ga "$bb" ping -c 2 -W 2 10.9.0.12
+check "the host pings VM b" "$bb" ping -c 2 -W 2 10.9.0.12
+
+# --- anti-spoofing: each attempt stopped, its counter moves ----------------
+in_ns ga ip addr add 10.9.0.99/32 dev eth0
+check "foreign source IP dropped (drop_ip moves)" moved a drop_ip in_ns ga "$bb" ping -c 1 -W 1 -I 10.9.0.99 10.9.0.1
+check "... and the ping does not get through" sh -c "! ip netns exec ga $bb ping -c 1 -W 1 -I 10.9.0.99 10.9.0.1"
+in_ns ga ip addr del 10.9.0.99/32 dev eth0
+in_ns ga ip link set eth0 address 02:00:00:00:0a:99
+check "changed MAC dropped (drop_mac moves)" moved a drop_mac in_ns ga "$bb" ping -c 1 -W 1 10.9.0.1
+in_ns ga ip link set eth0 address 02:00:00:00:0a:01
+check "forged ARP sender IP dropped (drop_arp moves)" moved a drop_arp \
+	in_ns ga "$NICWIRE" send eth0 "$(arp_frame 020000000a01 020000000a01 0a09000c)"
+check "forged ARP sender MAC dropped (drop_arp moves)" moved a drop_arp \
+	in_ns ga "$NICWIRE" send eth0 "$(arp_frame 020000000a01 020000000a77 0a09000b)"
+check "DHCP server reply from the guest dropped (drop_dhcp moves)" moved a drop_dhcp \
+	in_ns ga "$NICWIRE" send eth0 "$(dhcp_server_frame 020000000a01 0a09000b)"
+check "non-IP ethertype dropped (drop_restricted moves)" moved a drop_restricted \
+	in_ns ga "$NICWIRE" send eth0 "$(ethertype_frame 020000000a01)"
+check "a blocked non-IP frame never reaches the bridge" sh -c \
+	"! { before=\$(ip -s link show dev t0 | awk '/RX:/ { getline; print \$2 }'); ip netns exec ga $NICWIRE send eth0 '$(ethertype_frame 020000000a01)'; sleep 0.2; [ \$(ip -s link show dev t0 | awk '/RX:/ { getline; print \$2 }') -gt \$before ]; }"
+
+# --- the allow flags lift each block (one VM per flag) ------------------------
+check "VM c1: allow_ip_spoofing" vm c1 gc1 "tag=t0,mac=02:00:00:00:c1:01,ip=10.9.0.21/24,allow_ip_spoofing"
+check "VM c2: allow_mac_spoofing" vm c2 gc2 "tag=t0,mac=02:00:00:00:c2:01,ip=10.9.0.22/24,allow_mac_spoofing"
+check "VM c3: allow_dhcp_spoofing" vm c3 gc3 "tag=t0,mac=02:00:00:00:c3:01,ip=10.9.0.23/24,allow_dhcp_spoofing"
+check "VM c4: allow_restricted_traffic" vm c4 gc4 "tag=t0,mac=02:00:00:00:c4:01,ip=10.9.0.24/24,allow_restricted_traffic"
+for i in 1 2 3 4; do in_ns gc$i ip addr add 10.9.0.2$i/24 dev eth0; done
+in_ns gc1 ip addr add 10.9.0.98/32 dev eth0
+check "allow_ip_spoofing: a foreign source IP gets through" in_ns gc1 "$bb" ping -c 2 -W 2 -I 10.9.0.98 10.9.0.1
+in_ns gc2 ip link set eth0 address 02:00:00:00:c2:77
+check "allow_mac_spoofing: a changed MAC gets through" in_ns gc2 "$bb" ping -c 2 -W 2 10.9.0.1
+check "allow_mac_spoofing: forged ARP sender MAC gets through" passes \
+	in_ns gc2 "$NICWIRE" send eth0 "$(arp_frame 02000000c277 02000000c255 0a090016)"
+check "DHCP does not answer a MAC that is not a zonevm NIC's" sh -c \
+	"! ip netns exec gc2 $bb udhcpc -i eth0 -n -q -f -t 3 -T 1 -s /bin/true"
+check "allow_dhcp_spoofing: a DHCP server reply gets through" passes \
+	in_ns gc3 "$NICWIRE" send eth0 "$(dhcp_server_frame 02000000c301 0a090017)"
+check "allow_restricted_traffic: a non-IP ethertype gets through" passes \
+	in_ns gc4 "$NICWIRE" send eth0 "$(ethertype_frame 02000000c401)"
+check "the lifted blocks count nothing (c1 ip, c2 mac+arp, c3 dhcp, c4 restricted)" sh -c \
+	"zonevm nic stats c1 0 | grep -q 'drop_ip 0' && zonevm nic stats c2 0 | grep -q 'drop_mac 0' &&
+	 zonevm nic stats c2 0 | grep -q 'drop_arp 0' && zonevm nic stats c3 0 | grep -q 'drop_dhcp 0' &&
+	 zonevm nic stats c4 0 | grep -q 'drop_restricted 0'"
+check "the other blocks still hold on an allow VM (c4: foreign IP dropped)" moved c4 drop_ip \
+	sh -c "ip netns exec gc4 ip addr add 10.9.0.97/32 dev eth0; ip netns exec gc4 $bb ping -c 1 -W 1 -I 10.9.0.97 10.9.0.1"
+
+# --- counters -----------------------------------------------------------------
+check "nic stats: rx/tx packets counted" sh -c \
+	"zonevm nic stats a 0; [ \$(zonevm nic stats a 0 | awk '/tx_packets/ {print \$2}') -gt 0 ]"
+check "nic stats --json" sh -c \
+	"zonevm nic stats a --json | tee /dev/stderr | grep -Eq '\"vmid\":\"a\",\"nics\":\\[\\{\"index\":0,\"tap\":\"zvman0\".*\"drops\":\\{\"mac\":[1-9]'"
+check "nic list shows the running NICs" sh -c "zonevm nic list | grep -E '^a +0 +zvman0 +t0 +02:00:00:00:0a:01 +10.9.0.11/24'"
+
+# --- VLANs ---------------------------------------------------------------------
+check "VM d on vlan 10 of t0" vm d gd "tag=t0,ip=10.9.1.21/24,vlan=10"
+check "VM e on vlan 10 of t0" vm e ge "tag=t0,ip=10.9.1.22/24,vlan=10"
+check "VM f on vlan 20 of t0" vm f gf "tag=t0,ip=10.9.1.23/24,vlan=20"
+in_ns gd ip addr add 10.9.1.21/24 dev eth0
+in_ns ge ip addr add 10.9.1.22/24 dev eth0
+in_ns gf ip addr add 10.9.1.23/24 dev eth0
+check "same VLAN: d pings e" in_ns gd "$bb" ping -c 2 -W 2 10.9.1.22
+check "other VLAN: d cannot reach f" sh -c "! ip netns exec gd $bb ping -c 2 -W 1 10.9.1.23"
+check "untagged VM a cannot reach VLAN 10" sh -c \
+	"ip netns exec ga ip addr add 10.9.1.11/24 dev eth0; ! ip netns exec ga $bb ping -c 2 -W 1 10.9.1.21"
+check "untagged VMs still reach each other with VLAN filtering on" in_ns ga "$bb" ping -c 1 -W 2 10.9.0.12
+
+# --- max_bandwidth ---------------------------------------------------------------
+# rate MBITS DIRECTION: iperf3 over VM g's NIC, receiver's Mbit/s
+check "VM g: max_bandwidth=50M" vm g gg "tag=t0,ip=10.9.0.17/24,max_bandwidth=50M"
+in_ns gg ip addr add 10.9.0.17/24 dev eth0
+check "tc: tbf on the tap, ingress redirected to an ifb with tbf" sh -c \
+	"tc qdisc show dev zvmgn0; tc qdisc show dev zvmgi0; tc qdisc show dev zvmgn0 | grep -q 'tbf.*rate 50Mbit' && tc qdisc show dev zvmgi0 | grep -q 'tbf.*rate 50Mbit'"
+iperf3 -s -B 10.9.0.1 -D -I "$WORK/iperf3.pid" >/dev/null 2>&1
+sleep 0.5
+bw() { # extra iperf3 args: Mbit/s the receiver measured
+	in_ns gg iperf3 -c 10.9.0.1 -t 4 -O 1 -f m "$@" 2>&1 | tee -a "$WORK/iperf3.log" |
+		awk '/receiver/ { for (i = 1; i < NF; i++) if ($(i + 1) == "Mbits/sec") print $i }'
+}
+within() { # NAME VALUE: within 10% of 50
+	echo "$1: ${2:-none} Mbit/s (cap 50)"
+	[ -n "$2" ] && awk -v v="$2" 'BEGIN { exit !(v >= 45 && v <= 55) }'
+}
+up=$(bw)
+check "guest -> host within 10% of 50 Mbit/s" within "guest->host" "$up"
+down=$(bw -R)
+check "host -> guest within 10% of 50 Mbit/s" within "host->guest" "$down"
+kill "$(cat "$WORK/iperf3.pid" 2>/dev/null)" 2>/dev/null
+echo "# max_bandwidth=50M: guest->host $up Mbit/s, host->guest $down Mbit/s"
+
+# --- teardown -------------------------------------------------------------------------
+kill -TERM "$pid_b"
+wait "$pid_b"
+check "VM b ended: no tap, nft table or record left" gone b
+check "DHCP hosts no longer list VM b" sh -c "! grep -q 02:00:00:00:0b:01 $ZONEVM_ROOT/nictags/t0.dhcp-hosts"
+kill -KILL "$pid_g"
+check "VM g SIGKILLed: the guard removes tap, ifb, qdiscs, table, record" gone g
+all_gone() {
+	for v in a c1 c2 c3 c4 d e f; do gone $v || return 1; done
+}
+for v in a c1 c2 c3 c4 d e f; do eval "kill -KILL \$pid_$v"; done
+check "all VMs SIGKILLed: nothing left" all_gone
+sleep 1
+check "no zonevm link, table or dnsmasq left" sh -c \
+	"ip -o link | grep zvm; nft list tables | grep zonevm_; pidof dnsmasq; [ -z \"\$(ip -o link | grep zvm)\$(nft list tables | grep zonevm_)\$(pidof dnsmasq)\" ]"
+check "nictag delete t0 once no NIC uses it" zonevm nictag delete t0
+check "t0's bridge is gone" sh -c "! ip link show t0"
+
+for g in ga gb gc1 gc2 gc3 gc4 gd ge gf gg; do ip netns del $g; done
+tap_end
