@@ -11,10 +11,13 @@
  *              and time
  *   send|recv  a full send piped into a receive on a second pool vs a
  *              plain read+write copy of the same bytes
+ *
+ * write/read and send|recv are measured in ROUNDS pairs (default 5, each
+ * pair in alternating order) and printed as the median ratio and its range.
  *   flush      a 4 KiB write made durable by vol_flush (intent log) vs by
  *              a txg commit, in a volume holding 64 MiB
  *
- * usage: pool-bench [--dir DIR] [--small SIZE] [--big SIZE] [--io SIZE]
+ * usage: pool-bench [--dir DIR] [--small SIZE] [--big SIZE] [--io SIZE] [--rounds N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +33,40 @@
 
 static const char *dir = "/tmp";
 static char path1[256], path2[256], rawpath[256];
+
+/* Figures that compare two measurements take ROUNDS pairs, each pair in
+ * alternating order, and print the median ratio and the range: on a loaded
+ * machine one pair can be off by a factor of two either way. */
+#define MAX_ROUNDS 15
+static int rounds = 5;
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+	double s[MAX_ROUNDS];
+
+	memcpy(s, v, (size_t)n * sizeof(*s));
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* "0.82 (0.75-0.90, 5 rounds)": the median ratio and its range. */
+static void spread(char *buf, size_t len, const double *v, int n)
+{
+	double lo = v[0], hi = v[0];
+
+	for (int i = 1; i < n; i++) {
+		lo = v[i] < lo ? v[i] : lo;
+		hi = v[i] > hi ? v[i] : hi;
+	}
+	snprintf(buf, len, "%.2f (%.2f-%.2f, %d rounds)", median(v, n), lo, hi, n);
+}
 
 static double now(void)
 {
@@ -225,6 +262,74 @@ static void *recv_thread(void *a)
 	return NULL;
 }
 
+/* send | recv of P's v@b through a pipe into a fresh pool: seconds. */
+static double sendrecv_time(struct pool *p, uint64_t size)
+{
+	struct pool *q = fresh_pool(path2, size * 2 + (256ull << 20));
+	double t;
+	int pfd[2];
+	if (pipe(pfd) < 0)
+		die(NULL, "pipe", -errno);
+	fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20); /* as vol send does on a pipe */
+	struct recv_arg ra = {.p = q, .fd = pfd[0]};
+	pthread_t th;
+	t = now();
+	pthread_create(&th, NULL, recv_thread, &ra);
+	CHECK(p, vol_send(p, "v@b", NULL, NULL, pfd[1]));
+	close(pfd[1]);
+	pthread_join(th, NULL);
+	CHECK(q, ra.err);
+	double tsr = now() - t;
+	close(pfd[0]);
+	CHECK(q, pool_close(q));
+	unlink(path2);
+	return tsr;
+}
+
+/* A read+write copy of SIZE bytes not in the page cache: seconds. */
+static double copy_time(uint64_t size, uint8_t *b)
+{
+	double t;
+	/* the copy's source: as many bytes of the same data, not in the page cache */
+	char srcpath[300];
+	snprintf(srcpath, sizeof(srcpath), "%s.src", rawpath);
+	int in = open(srcpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	for (uint64_t off = 0; off < size; off += 1 << 20) {
+		fill(b, 1 << 20, off + 3);
+		if (write(in, b, 1 << 20) != 1 << 20)
+			die(NULL, "write", -errno);
+	}
+	fdatasync(in);
+	posix_fadvise(in, 0, 0, POSIX_FADV_DONTNEED);
+	int out = open(rawpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	t = now();
+	for (uint64_t done = 0; done < size;) {
+		ssize_t n = pread(in, b, 1 << 20, (off_t)done);
+		if (n <= 0 || write(out, b, (size_t)n) != n)
+			break;
+		done += (uint64_t)n;
+	}
+	fdatasync(out);
+	double tcp = now() - t;
+	close(in);
+	close(out);
+	unlink(rawpath);
+	unlink(srcpath);
+	return tcp;
+}
+
+/* One round: send | recv of P's v@b into a fresh pool, and a plain copy of
+ * as many bytes, in the order COPY_FIRST says. */
+static void sendrecv_round(struct pool *p, uint64_t size, uint8_t *b, int copy_first,
+                           double *tsr_out, double *tcp_out)
+{
+	for (int k = 0; k < 2; k++) {
+		if (k == copy_first)
+			*tsr_out = sendrecv_time(p, size);
+		else
+			*tcp_out = copy_time(size, b);
+	}
+}
 static void send_figures(uint64_t size)
 {
 	struct pool *p = fresh_pool(path1, size * 3 + (256ull << 20));
@@ -262,50 +367,17 @@ static void send_figures(uint64_t size)
 	       (double)inc / (double)full, (long long)inc, (long long)full, tinc / tfull, tinc,
 	       tfull);
 
-	/* send | recv through a pipe, against a read+write copy of as many bytes */
-	struct pool *q = fresh_pool(path2, size * 2 + (256ull << 20));
-	int pfd[2];
-	if (pipe(pfd) < 0)
-		die(NULL, "pipe", -errno);
-	fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20); /* as vol send does on a pipe */
-	struct recv_arg ra = {.p = q, .fd = pfd[0]};
-	pthread_t th;
-	t = now();
-	pthread_create(&th, NULL, recv_thread, &ra);
-	CHECK(p, vol_send(p, "v@b", NULL, NULL, pfd[1]));
-	close(pfd[1]);
-	pthread_join(th, NULL);
-	CHECK(q, ra.err);
-	double tsr = now() - t;
-	close(pfd[0]);
-	/* the copy's source: as many bytes of the same data, not in the page cache */
-	char srcpath[300];
-	snprintf(srcpath, sizeof(srcpath), "%s.src", rawpath);
-	int in = open(srcpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	for (uint64_t off = 0; off < size; off += 1 << 20) {
-		fill(b, 1 << 20, off + 3);
-		if (write(in, b, 1 << 20) != 1 << 20)
-			die(NULL, "write", -errno);
+	/* send | recv through a pipe, against a read+write copy of as many
+	 * bytes: ROUNDS pairs in alternating order, the median ratio */
+	double r[MAX_ROUNDS], tsr[MAX_ROUNDS], tcp[MAX_ROUNDS];
+	for (int i = 0; i < rounds; i++) {
+		sendrecv_round(p, size, b, i & 1, &tsr[i], &tcp[i]);
+		r[i] = tcp[i] / tsr[i];
 	}
-	fdatasync(in);
-	posix_fadvise(in, 0, 0, POSIX_FADV_DONTNEED);
-	int out = open(rawpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	t = now();
-	for (uint64_t done = 0; done < size;) {
-		ssize_t n = pread(in, b, 1 << 20, (off_t)done);
-		if (n <= 0 || write(out, b, (size_t)n) != n)
-			break;
-		done += (uint64_t)n;
-	}
-	fdatasync(out);
-	double tcp = now() - t;
-	close(in);
-	close(out);
-	unlink(rawpath);
-	unlink(srcpath);
-	printf("send | recv vs plain copy of %llu MiB: throughput %.2f (%.3f s vs %.3f s)\n",
-	       (unsigned long long)(size >> 20), tcp / tsr, tsr, tcp);
-	CHECK(q, pool_close(q));
+	char sp[64];
+	spread(sp, sizeof(sp), r, rounds);
+	printf("send | recv vs plain copy of %llu MiB: throughput %s (medians %.3f s vs %.3f s)\n",
+	       (unsigned long long)(size >> 20), sp, median(tsr, rounds), median(tcp, rounds));
 	CHECK(p, pool_close(p));
 	unlink(path1);
 	unlink(path2);
@@ -339,8 +411,8 @@ static void flush_figures(void)
 		CHECK(p, pool_sync(p));
 	}
 	tc = (now() - tc) / n;
-	printf("4 KiB write + flush, intent log vs txg commit: %.2f (%.3f ms vs %.3f ms)\n", tl / tc,
-	       tl * 1e3, tc * 1e3);
+	printf("4 KiB write + flush, intent log vs txg commit: %.2f (%.3f ms vs %.3f ms)\n",
+	       tl / tc, tl * 1e3, tc * 1e3);
 	vol_close(v);
 	CHECK(p, pool_close(p));
 	unlink(path1);
@@ -367,6 +439,10 @@ int main(int argc, char **argv)
 			big = parse_size(argv[i + 1]);
 		else if (!strcmp(argv[i], "--io"))
 			io = parse_size(argv[i + 1]);
+		else if (!strcmp(argv[i], "--rounds"))
+			rounds = atoi(argv[i + 1]) < 1            ? 1
+			         : atoi(argv[i + 1]) > MAX_ROUNDS ? MAX_ROUNDS
+			                                          : atoi(argv[i + 1]);
 	}
 	snprintf(path1, sizeof(path1), "%s/pool-bench-1.img", dir);
 	snprintf(path2, sizeof(path2), "%s/pool-bench-2.img", dir);
@@ -376,18 +452,33 @@ int main(int argc, char **argv)
 	printf("clone of %llu MiB vs %llu MiB of data: %.2f (%.2f ms vs %.2f ms)\n",
 	       (unsigned long long)(big >> 20), (unsigned long long)(small >> 20), tb / ts,
 	       tb * 1e3, ts * 1e3);
-	struct io_result rp, rr;
-	io_pool(io, &rp);
-	io_raw(io, &rr);
-	printf(
-	    "library vs raw file, %llu MiB: seq write %.2f, seq read (ARC warm vs cold raw) %.2f, "
-	    "4K random write %.2f, 4K random read %.2f\n",
-	    (unsigned long long)(io >> 20), rp.seqw / rr.seqw, rp.seqr / rr.seqr, rp.rndw / rr.rndw,
-	    rp.rndr / rr.rndr);
-	printf("  (MiB/s pool/raw: seq write %.0f/%.0f, seq read %.0f/%.0f, rnd write %.1f/%.1f, "
-	       "rnd read %.1f/%.1f)\n",
-	       rp.seqw / 1048576, rr.seqw / 1048576, rp.seqr / 1048576, rr.seqr / 1048576,
-	       rp.rndw / 1048576, rr.rndw / 1048576, rp.rndr / 1048576, rr.rndr / 1048576);
+	struct io_result rp[MAX_ROUNDS], rr[MAX_ROUNDS];
+	double q[4][MAX_ROUNDS], mp[4][MAX_ROUNDS], mr[4][MAX_ROUNDS];
+	for (int i = 0; i < rounds; i++) {
+		if (i & 1) {
+			io_raw(io, &rr[i]);
+			io_pool(io, &rp[i]);
+		} else {
+			io_pool(io, &rp[i]);
+			io_raw(io, &rr[i]);
+		}
+		double a[4] = {rp[i].seqw, rp[i].seqr, rp[i].rndw, rp[i].rndr};
+		double c[4] = {rr[i].seqw, rr[i].seqr, rr[i].rndw, rr[i].rndr};
+		for (int k = 0; k < 4; k++) {
+			q[k][i] = a[k] / c[k];
+			mp[k][i] = a[k] / 1048576;
+			mr[k][i] = c[k] / 1048576;
+		}
+	}
+	static const char *what[4] = {"seq write", "seq read (ARC warm vs cold raw)",
+	                              "4K random write", "4K random read"};
+	printf("library vs raw file, %llu MiB:\n", (unsigned long long)(io >> 20));
+	for (int k = 0; k < 4; k++) {
+		char sp[64];
+		spread(sp, sizeof(sp), q[k], rounds);
+		printf("  %s %s (median MiB/s %.0f vs %.0f)\n", what[k], sp, median(mp[k], rounds),
+		       median(mr[k], rounds));
+	}
 	send_figures(io);
 	flush_figures();
 	return 0;
