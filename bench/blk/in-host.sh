@@ -3,6 +3,7 @@
 # (inside tools/kvmhost on machines without it).  fio runs in the guest kit
 # (fio disk = /dev/vdb, run by /init through zonevm.scriptdisk=vdb) against
 # /dev/vda, a raw file preallocated here; zonevm (--disk, io_uring backend)
+# zonevm through vhost-user-blk (--disk vhost-user= on `zonevm disk serve`)
 # and QEMU (virtio-blk-pci, aio=io_uring, cache=none) get the same kernel,
 # initrd, vCPUs (2), memory (256 MiB), file and fio jobs.  Prints every run,
 # the medians and the ratios zonevm/QEMU.  Figures only, no assertions.
@@ -55,6 +56,16 @@ i=0
 while [ "$i" -lt "$runs" ]; do
 	run zonevm zonevm run --kernel "$K" --initrd "$I" --cmdline "$C" --cpus 2 --mem 256M \
 		--disk "$D" --disk "$FIOIMG"
+	# The same file through vhost-user-blk: zonevm disk serve (2 queues,
+	# as the VMM gives 2 vCPUs) is the backend, the VMM only the frontend.
+	rm -f "$DATA/v.sock"
+	zonevm disk serve --vhost-user "$DATA/v.sock" --queues 2 "$D" 2>/dev/null &
+	spid=$!
+	for _ in $(seq 100); do [ -S "$DATA/v.sock" ] && break; sleep 0.1; done
+	run vhost zonevm run --kernel "$K" --initrd "$I" --cmdline "$C" --cpus 2 --mem 256M \
+		--disk "vhost-user=$DATA/v.sock" --disk "$FIOIMG"
+	kill "$spid"
+	wait "$spid"
 	run qemu qemu-system-x86_64 -enable-kvm -cpu host -smp 2 -m 256 -nographic \
 		-no-reboot -nodefaults -serial stdio -kernel "$K" -initrd "$I" -append "$C" \
 		-drive file="$D",if=none,id=d0,format=raw,aio=io_uring,cache=none \
@@ -71,15 +82,20 @@ median() { # label, job, field
 
 echo
 echo "virtio-blk, fio in the guest on /dev/vda ($size_mb MiB raw file), median of $runs run(s):"
-printf '  %-13s %10s %9s %10s %9s %8s\n' job zonevm-IOPS MiB/s qemu-IOPS MiB/s ratio
+printf '  %-13s %10s %9s %10s %9s %8s %10s %9s %8s\n' job zonevm-IOPS MiB/s qemu-IOPS MiB/s ratio \
+	vhost-IOPS MiB/s vs-zonevm
 for job in randread-4k randwrite-4k read-1M write-1M; do
 	zi=$(median zonevm "$job" iops)
 	zb=$(median zonevm "$job" bw_kib)
 	qi=$(median qemu "$job" iops)
 	qb=$(median qemu "$job" bw_kib)
-	awk -v j="$job" -v zi="$zi" -v zb="$zb" -v qi="$qi" -v qb="$qb" 'BEGIN {
+	vi=$(median vhost "$job" iops)
+	vb=$(median vhost "$job" bw_kib)
+	awk -v j="$job" -v zi="$zi" -v zb="$zb" -v qi="$qi" -v qb="$qb" -v vi="$vi" -v vb="$vb" 'BEGIN {
 		r = (qb > 0) ? sprintf("%.2f", zb / qb) : "n/a"
-		printf "  %-13s %10d %9.1f %10d %9.1f %8s\n", j, zi, zb / 1024, qi, qb / 1024, r }'
+		rv = (zb > 0) ? sprintf("%.2f", vb / zb) : "n/a"
+		printf "  %-13s %10d %9.1f %10d %9.1f %8s %10d %9.1f %8s\n", j, zi, zb / 1024, qi, qb / 1024, r, vi, vb / 1024, rv }'
 done
 echo "  ratio = zonevm/QEMU bandwidth (= IOPS ratio at a fixed block size); goal >= 1.0"
+echo "  vhost = zonevm run --disk vhost-user= on zonevm disk serve, same file; vs-zonevm = vhost/zonevm"
 rm -f "$out" "$log" "$log.z" "$D"

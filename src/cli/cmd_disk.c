@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -34,14 +36,6 @@ static void disk_usage(FILE *f)
 	           "  --queues N    request queues offered (1 to 64, default 1)\n");
 }
 
-static volatile sig_atomic_t disk_stop;
-
-static void disk_on_signal(int sig)
-{
-	(void)sig;
-	disk_stop = 1;
-}
-
 static int disk_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -56,7 +50,8 @@ static int disk_serve(int argc, char **argv)
 	struct vhost_blk_opts o = {.listen_fd = -1, .blk = {.num_queues = 1}};
 	struct vhost_blk_server *srv;
 	struct vblk_backend *be;
-	struct sigaction sa = {.sa_handler = disk_on_signal};
+	struct timespec tick = {.tv_nsec = 200 * 1000 * 1000};
+	sigset_t sigs;
 	char err[512], *end;
 	unsigned long n;
 	int c, fd, r;
@@ -114,8 +109,12 @@ static int disk_serve(int argc, char **argv)
 		return CLI_EXIT_ERROR; /* the backend said why */
 	}
 	o.be = be;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/* SIGINT/SIGTERM are taken with sigtimedwait below (blocked before the
+	 * server's thread starts, so it inherits nothing to handle). */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if ((r = vhost_blk_server_start(&o, &srv, err, sizeof(err))) < 0) {
 		cli_err("%s", err);
@@ -123,7 +122,7 @@ static int disk_serve(int argc, char **argv)
 	}
 	fprintf(stderr, "zonevm: disk \"%s\" served over vhost-user-blk on %s\n", o.blk.name,
 	        o.socket);
-	while (!disk_stop && vhost_blk_server_wait(srv) == -EINTR)
+	while (sigtimedwait(&sigs, NULL, &tick) < 0 && vhost_blk_server_wait(srv, 0) < 0)
 		;
 	vhost_blk_server_stop(srv);
 	return CLI_EXIT_OK;

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <time.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct vhost_blk_server {
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t lock;
+	pthread_cond_t cond;
 };
 
 static int vhost_err(char *err, size_t len, int e, const char *fmt, ...)
@@ -99,6 +101,7 @@ static void vhost_conn_end(struct vhost_blk_server *s)
 	if (s->once) {
 		pthread_mutex_lock(&s->lock);
 		s->ended = true;
+		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
 		if (s->listen_fd >= 0)
 			epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
@@ -225,6 +228,7 @@ static void vhost_server_free(struct vhost_blk_server *s)
 	if (s->epfd >= 0)
 		close(s->epfd);
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
 	free(s->kick_watched);
 	free(s);
 }
@@ -248,6 +252,7 @@ int vhost_blk_server_start(const struct vhost_blk_opts *o, struct vhost_blk_serv
 	s->disconnected = o->disconnected;
 	s->arg = o->arg;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
 	r = vhost_sess_init(&s->sess, label, o->be, &o->blk);
 	if (r < 0) {
 		vhost_server_free(s);
@@ -287,7 +292,13 @@ int vhost_blk_server_start(const struct vhost_blk_opts *o, struct vhost_blk_serv
 	vhost_epoll(s, EPOLL_CTL_ADD, s->listen_fd, VHOST_EV_LISTEN);
 	for (unsigned q = 0; q < s->sess.nq; q++)
 		vhost_epoll(s, EPOLL_CTL_ADD, vblk_queue_fd(s->sess.dev, q), VHOST_EV_DONE + q);
+	/* The thread takes no process signals: they are the caller's. */
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	r = pthread_create(&s->thread, NULL, vhost_server_thread, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {
 		vhost_server_free(s);
 		return vhost_err(err, errlen, -r, "vhost-user-blk %s: thread: %s", label,
@@ -298,20 +309,25 @@ int vhost_blk_server_start(const struct vhost_blk_opts *o, struct vhost_blk_serv
 	return 0;
 }
 
-int vhost_blk_server_wait(struct vhost_blk_server *s)
+int vhost_blk_server_wait(struct vhost_blk_server *s, int timeout_ms)
 {
-	pthread_mutex_lock(&s->lock);
-	while (!s->ended) {
-		pthread_mutex_unlock(&s->lock);
-		/* Short sleeps keep signals (SIGTERM in a CLI) deliverable. */
-		struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
+	struct timespec until;
+	int r = 0;
 
-		if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
-			return -EINTR;
-		pthread_mutex_lock(&s->lock);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
 	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->ended && r == 0)
+		r = timeout_ms < 0 ? pthread_cond_wait(&s->cond, &s->lock)
+		                   : pthread_cond_timedwait(&s->cond, &s->lock, &until);
+	r = s->ended ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	return r;
 }
 
 void vhost_blk_server_stop(struct vhost_blk_server *s)

@@ -65,9 +65,10 @@ struct vhost_blk_opts {
  */
 int vhost_blk_server_start(const struct vhost_blk_opts *opts, struct vhost_blk_server **out,
                            char *err, size_t errlen);
-/* Block until the server has ended its one connection (opts.once) or was
- * stopped; 0, or -EINTR if a signal arrived (check your flag and retry). */
-int vhost_blk_server_wait(struct vhost_blk_server *s);
+/* Wait up to TIMEOUT_MS (< 0: for ever) for the server to end its one
+ * connection (opts.once): 0 once it has, -ETIMEDOUT.  The server's thread
+ * blocks every signal, so process signals reach the caller's threads. */
+int vhost_blk_server_wait(struct vhost_blk_server *s, int timeout_ms);
 /* Stop the thread (in-flight I/O finishes), close the socket, unlink the
  * path it created, destroy the backend.  Any thread but the server's. */
 void vhost_blk_server_stop(struct vhost_blk_server *s);

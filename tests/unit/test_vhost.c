@@ -485,7 +485,7 @@ static void test_end_to_end(void **state)
 	assert_int_equal(do_req(&sg, &ring, kick, call, 0, 16, data, 4096), 0);
 	assert_int_equal(vhost_front_reset(fr), 0);
 	vhost_front_close(fr);
-	assert_int_equal(vhost_blk_server_wait(srv), 0);
+	assert_int_equal(vhost_blk_server_wait(srv, 5000), 0);
 	vhost_blk_server_stop(srv);
 	assert_int_equal(access(sock, F_OK), -1);
 	close(kick);
