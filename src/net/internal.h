@@ -51,6 +51,9 @@ int link_stats(struct net_ctx *ctx, const char *name, struct net_nic_stats *st,
 int tc_cap(struct net_ctx *ctx, const char *tap, const char *ifb, uint64_t bits_per_s,
            struct net_err *err);
 
+/* nftrules.c: the nft commands for NIC `index` (malloc'd text; 0 or -errno). */
+int nft_nic_ruleset(const char *vmid, unsigned index, const struct net_nic *nic, char **out);
+
 /* nft.c */
 int nft_nic_rules(struct net_ctx *ctx, const char *vmid, unsigned index, const struct net_nic *nic,
                   struct net_err *err);

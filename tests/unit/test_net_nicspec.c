@@ -1,6 +1,7 @@
 /*
  * test_net_nicspec.c - the --nic spec parser, address/rate helpers and MAC
- * generation of src/net/nicspec.c.  No host access: pure parsing.
+ * generation of src/net/nicspec.c, and the nft rules each spec produces
+ * (src/net/nftrules.c).  No host access: pure parsing and text.
  *
  * Every bad input must fail with -EINVAL and a message naming the field.
  */
@@ -10,11 +11,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
 
+#include "net/internal.h" /* nft_nic_ruleset(): the rule text, pure */
 #include "net/net.h"
 
 static void test_full_spec(void **state)
@@ -221,6 +225,109 @@ static void test_cidr(void **state)
 	assert_int_not_equal(net_cidr_parse("10.0.0.1/0032", &c), 0);
 }
 
+/* The rules of one NIC from a spec string, as nft command text. */
+static char *rules_of(const char *spec)
+{
+	struct net_nic nic;
+	struct net_err err;
+	char *text;
+
+	memset(&nic, 0, sizeof(nic));
+	snprintf(nic.tap, sizeof(nic.tap), "zvmvm1n0");
+	if (net_nic_spec_parse(spec, &nic.spec, &err))
+		fail_msg("spec \"%s\": %s", spec, err.msg);
+	net_nic_spec_finish(&nic.spec, "vm1", 0);
+	assert_int_equal(nft_nic_ruleset("vm1", 0, &nic, &text), 0);
+	return text;
+}
+
+static unsigned count(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+static void test_rules_default(void **state)
+{
+	char *r = rules_of("tag=t0,mac=02:11:22:33:44:55,ip=10.0.0.5/24");
+
+	(void)state;
+	assert_non_null(strstr(r, "add table bridge zonevm_vm1\n"));
+	assert_non_null(strstr(r, "hook prerouting priority -200"));
+	assert_non_null(strstr(r, "guest iifname \"zvmvm1n0\" jump n0\n"));
+	for (int d = 0; d < NET_DROP_COUNT; d++) {
+		char c[64];
+		snprintf(c, sizeof(c), "add counter bridge zonevm_vm1 n0_%s\n",
+		         net_drop_name((enum net_drop)d));
+		assert_non_null(strstr(r, c));
+	}
+	assert_non_null(strstr(r, "ether saddr != 02:11:22:33:44:55 counter name n0_mac drop"));
+	assert_non_null(
+	    strstr(r, "ether type != { ip, ip6, arp } counter name n0_restricted drop"));
+	assert_non_null(strstr(r, "udp sport 67 counter name n0_dhcp drop"));
+	assert_non_null(strstr(r, "udp sport 547 counter name n0_dhcp drop"));
+	assert_non_null(strstr(r, "arp saddr ether != 02:11:22:33:44:55 counter name n0_arp drop"));
+	assert_non_null(
+	    strstr(r, "arp saddr ip != { 0.0.0.0/32, 10.0.0.5/32 } counter name n0_arp"));
+	assert_non_null(strstr(r, "ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept"));
+	assert_non_null(strstr(r, "ip saddr != { 10.0.0.5/32 } counter name n0_ip drop"));
+	assert_non_null(strstr(r, "ip6 saddr != { ::/128, fe80::11:22ff:fe33:4455/128 } counter"));
+	/* the DHCP discovery accept comes before the source-IP drop */
+	assert_true(strstr(r, "udp dport 67 accept") < strstr(r, "ip saddr != { 10.0.0.5/32 }"));
+	free(r);
+}
+
+static void test_rules_allow_flags(void **state)
+{
+	char *r;
+
+	(void)state;
+	r = rules_of("tag=t0,ip=10.0.0.5/24,allow_ip_spoofing,allow_mac_spoofing,"
+	             "allow_dhcp_spoofing,allow_restricted_traffic");
+	assert_int_equal(count(r, " drop\n"), 0); /* every block lifted: no drop rule */
+	assert_non_null(strstr(r, "jump n0"));
+	free(r);
+	r = rules_of("tag=t0,ip=10.0.0.5/24,allow_mac_spoofing");
+	assert_null(strstr(r, "n0_mac drop"));
+	assert_int_equal(count(r, "n0_arp drop"), 1); /* the sender-IP rule stays */
+	assert_non_null(strstr(r, "n0_ip drop"));
+	free(r);
+	r = rules_of("tag=t0,ip=10.0.0.5/24,allow_ip_spoofing");
+	assert_null(strstr(r, "n0_ip drop"));
+	assert_int_equal(count(r, "n0_arp drop"), 1); /* the sender-MAC rule stays */
+	free(r);
+	r = rules_of("tag=t0,allow_dhcp_spoofing");
+	assert_null(strstr(r, "n0_dhcp"
+	                      " drop"));
+	free(r);
+	r = rules_of("tag=t0,allow_restricted_traffic");
+	assert_null(strstr(r, "n0_restricted drop"));
+	free(r);
+}
+
+static void test_rules_sources(void **state)
+{
+	char *r;
+
+	(void)state;
+	/* nested allowed_ips collapse: nft refuses overlapping set intervals */
+	r = rules_of("tag=t0,ip=10.1.2.3/24,allowed_ips=10.0.0.0/8;10.1.0.0/16;192.168.0.0/24;"
+	             "2001:db8::/64;2001:db8::1");
+	assert_non_null(strstr(r, "ip saddr != { 10.0.0.0/8, 192.168.0.0/24 } counter"));
+	assert_non_null(strstr(r, "ip6 saddr != { ::/128, "));
+	assert_non_null(strstr(r, "2001:db8::/64 } counter"));
+	assert_null(strstr(r, "2001:db8::1/128"));
+	free(r);
+	/* no IPv4 address: only DHCP discovery may leave */
+	r = rules_of("tag=t0");
+	assert_non_null(strstr(r, "ether type ip counter name n0_ip drop"));
+	assert_non_null(strstr(r, "arp saddr ip != { 0.0.0.0/32 }"));
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +335,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_specs),           cmocka_unit_test(test_rates),
 	    cmocka_unit_test(test_mac_generation),      cmocka_unit_test(test_linklocal),
 	    cmocka_unit_test(test_duplicates_and_vmid), cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_rules_default),       cmocka_unit_test(test_rules_allow_flags),
+	    cmocka_unit_test(test_rules_sources),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
