@@ -28,7 +28,7 @@
 #include "serve/serve.h"
 #include "vol_cli.h"
 
-#define SERVE_ARGS_MAX          256           /* more than the daemon passes */
+#define SERVE_ARGS_MAX          256 /* more than the daemon passes */
 #define SERVE_CMD_WAIT_SECS     10
 #define SERVE_DIRTY_MAX_DEFAULT (64ull << 20) /* pool.h's default */
 
@@ -246,7 +246,10 @@ static int pool_serve_run(void *arg, int argc, char **argv, const int fds[3], in
 
 int pool_cli_serve(const char *root, int argc, char **argv)
 {
-	struct pool_serve_ctx *c;
+	/* One daemon per process; client threads that outlive the shutdown
+	 * may still read it, so it is never freed. */
+	static struct pool_serve_ctx ctx;
+	struct pool_serve_ctx *c = &ctx;
 	struct serve_hooks hooks;
 	struct pool *p;
 	int r;
@@ -255,23 +258,16 @@ int pool_cli_serve(const char *root, int argc, char **argv)
 		cli_err("usage: zonevm pool serve NAME");
 		return CLI_EXIT_USAGE;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return CLI_EXIT_ERROR;
 	/* Commands run in their clients' directories: the root must be absolute. */
 	if (!realpath(root, c->root)) {
 		cli_err("zonevm root %s: %s", root, strerror(errno));
-		free(c);
 		return CLI_EXIT_ERROR;
 	}
 	p = pool_cli_open(c->root, argv[1], 0);
-	if (!p) {
-		free(c);
+	if (!p)
 		return CLI_EXIT_ERROR;
-	}
 	if (serve_pool_wrap(p, &c->sp)) {
 		pool_abandon(p);
-		free(c);
 		return CLI_EXIT_ERROR;
 	}
 	pthread_mutex_init(&c->cmd_lock, NULL);
@@ -280,6 +276,5 @@ int pool_cli_serve(const char *root, int argc, char **argv)
 	pool_cli_set_served(argv[1], c->sp);
 	r = serve_daemon(c->root, argv[1], c->sp, &hooks);
 	pool_cli_set_served(argv[1], NULL);
-	/* Client threads that outlived the shutdown may still use c: keep it. */
 	return r ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
