@@ -36,6 +36,15 @@ echo guest_wrote=$(sha256sum </tmp/p | cut -c1-64)
 dd if=/tmp/p of=/dev/vda bs=1M seek=16 conv=fsync 2>/dev/null && echo write_rc=0
 '
 
+# A device reset by the guest's driver (unbind/bind), then the data again.
+RESET_SCRIPT='
+echo 0000:00:01.0 >/sys/bus/pci/drivers/virtio-pci/unbind
+[ -e /dev/vda ] || echo unbound=yes
+echo 0000:00:01.0 >/sys/bus/pci/drivers/virtio-pci/bind
+sleep 1
+echo rebind=$(dd if=/dev/vda bs=1M count=8 2>/dev/null | sha256sum | cut -c1-64)
+'
+
 # data_checks WHO IMG LOG RC: the TAP lines for DATA_SCRIPT's output.
 data_checks() {
 	who=$1 img=$2 log=$3 run_rc=$4 host_sum=$5
@@ -63,8 +72,11 @@ spid=$!
 wait_sock "$WORK/a.sock"
 log=$WORK/za.log
 zrun "$log" --kernel "$K" --initrd "$I" --cpus 2 \
-	--cmdline "$C zonevm.script=$(guest_script "$DATA_SCRIPT")" --disk "vhost-user=$WORK/a.sock"
+	--cmdline "$C zonevm.script=$(guest_script "$DATA_SCRIPT$RESET_SCRIPT")" \
+	--disk "vhost-user=$WORK/a.sock"
 data_checks "zonevm run + zonevm disk serve" "$A" "$log" "$rc" "$sum_a"
+[ "$(guest_val "$log" unbound)" = yes ] && [ "$(guest_val "$log" rebind)" = "$sum_a" ]
+tap_check "zonevm run + zonevm disk serve: driver unbind/bind (device reset: GET_VRING_BASE, RESET_DEVICE, rings again) reads the same data" $? "$log"
 kill "$spid"
 wait "$spid"
 tap_check "zonevm disk serve ends cleanly on SIGTERM" $? "$WORK/serve-a.log"
