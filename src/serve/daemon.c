@@ -53,6 +53,8 @@ struct serve_vx {
 	struct serve_daemon *d;
 	struct serve_vhost *v; /* NULL while starting */
 	bool gone;             /* its frontend left: stop it */
+	pid_t pid;             /* who asked; its death ends an export never used */
+	unsigned seq;          /* N of ROOT/run/POOL.N.vhost */
 	struct serve_vx *next;
 };
 
@@ -93,8 +95,8 @@ static void serve_notify(const char *state)
 	close(fd);
 }
 
-/* Who is at the other end of FD: "pid N (COMM)". */
-static void serve_peer_name(int fd, char *buf, size_t len)
+/* Who is at the other end of FD: "pid N (COMM)"; returns N (0: unknown). */
+static pid_t serve_peer_name(int fd, char *buf, size_t len)
 {
 	struct ucred uc;
 	socklen_t l = sizeof(uc);
@@ -103,7 +105,7 @@ static void serve_peer_name(int fd, char *buf, size_t len)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0) {
 		snprintf(buf, len, "an unknown process");
-		return;
+		return 0;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)uc.pid);
 	cf = open(path, O_RDONLY | O_CLOEXEC);
@@ -114,6 +116,7 @@ static void serve_peer_name(int fd, char *buf, size_t len)
 		close(cf);
 	}
 	snprintf(buf, len, "pid %d (%s)", (int)uc.pid, comm);
+	return uc.pid;
 }
 
 static void serve_do_run(struct serve_client *c, char *payload, size_t len, int *fds, unsigned nfds)
@@ -143,6 +146,29 @@ static void serve_vx_gone(void *arg)
 	pthread_mutex_unlock(&vx->d->m);
 	if (write(vx->d->vx_efd, &one, sizeof(one)) < 0)
 		serve_log("eventfd write: %s", strerror(errno));
+}
+
+static void serve_vx_reap(struct serve_daemon *d, bool all);
+
+/*
+ * An export whose asker died before its frontend came (a VMM killed while
+ * it started) would hold its volume forever: mark it gone.  One that was
+ * used ends through serve_vx_gone when the frontend's connection closes.
+ */
+static void serve_vx_orphans(struct serve_daemon *d)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&d->m);
+	for (struct serve_vx *vx = d->vxs; vx; vx = vx->next) {
+		if (vx->v && !vx->gone && vx->pid > 0 && kill(vx->pid, 0) < 0 && errno == ESRCH) {
+			serve_log("export %u: pid %d is gone; stopping it", vx->seq, (int)vx->pid);
+			vx->gone = any = true;
+		}
+	}
+	pthread_mutex_unlock(&d->m);
+	if (any)
+		serve_vx_reap(d, false);
 }
 
 /* Stop the exports whose frontend left (ALL: every one, at shutdown). */
@@ -179,15 +205,17 @@ static void serve_do_vhost(struct serve_client *c, char *payload, size_t len)
 		serve_ctl_reply(c->fd, -EINVAL, "bad vhost-user export request");
 		return;
 	}
-	serve_peer_name(c->fd, holder, sizeof(holder));
+	pid_t pid = serve_peer_name(c->fd, holder, sizeof(holder));
 	vx = calloc(1, sizeof(*vx));
 	if (!vx) {
 		serve_ctl_reply(c->fd, -ENOMEM, "out of memory");
 		return;
 	}
 	vx->d = d;
+	vx->pid = pid;
 	pthread_mutex_lock(&d->m);
-	snprintf(sock, sizeof(sock), "%s/run/%s.%u.vhost", d->root, d->name, ++d->vx_seq);
+	vx->seq = ++d->vx_seq;
+	snprintf(sock, sizeof(sock), "%s/run/%s.%u.vhost", d->root, d->name, vx->seq);
 	vx->next = d->vxs;
 	d->vxs = vx;
 	pthread_mutex_unlock(&d->m);
@@ -395,8 +423,10 @@ int serve_daemon(const char *root, const char *name, struct serve_pool *sp,
 		}
 		if (pf[2].revents) {
 			uint64_t ticks;
-			if (read(tfd, &ticks, sizeof(ticks)) > 0)
+			if (read(tfd, &ticks, sizeof(ticks)) > 0) {
 				serve_pool_commit(sp);
+				serve_vx_orphans(d);
+			}
 		}
 		if (pf[3].revents) {
 			uint64_t ticks;

@@ -125,7 +125,8 @@ int serve_forward(const char *root, const char *pool, int argc, char **argv, int
  * vhost-user-blk; on success SOCK receives the UNIX socket path to connect
  * to.  The export serves one frontend connection: the volume is attached
  * (read-write unless RO) for "pid N (COMM)" of the caller until that
- * frontend disconnects.  Errors: -ENOENT no daemon for POOL or no such
+ * frontend disconnects, or until the caller's process has exited (checked
+ * every few seconds): the caller is the frontend, or outlives it.  Errors: -ENOENT no daemon for POOL or no such
  * volume, -EBUSY attached read-write elsewhere (ERR names the holder),
  * -ENOTSUP vhost-user not built in.
  */

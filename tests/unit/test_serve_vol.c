@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -374,12 +375,112 @@ static void test_vblk_threads(void **state)
 	tvol_teardown(&tv);
 }
 
+/* The daemon in a thread of this process: its run hook records argv. */
+struct tdaemon {
+	struct tvol tv;
+	char root[64];
+	pthread_t t;
+	int result;
+	char seen[256];
+};
+
+static int tdaemon_run(void *arg, int argc, char **argv, const int fds[3], int cwd_fd, int stop_fd)
+{
+	struct tdaemon *td = arg;
+
+	td->seen[0] = 0;
+	for (int i = 0; i < argc; i++)
+		snprintf(td->seen + strlen(td->seen), sizeof(td->seen) - strlen(td->seen), "%s%s",
+		         i ? " " : "", argv[i]);
+	assert_true(fd_open(fds[0]) && fd_open(fds[1]) && fd_open(fds[2]) && fd_open(cwd_fd));
+	return 40 + argc;
+}
+
+static const struct serve_hooks tdaemon_hooks = {.run = tdaemon_run};
+
+static void *tdaemon_main(void *arg)
+{
+	struct tdaemon *td = arg;
+	struct serve_hooks h = tdaemon_hooks;
+
+	h.arg = td;
+	td->result = serve_daemon(td->root, "tank", td->tv.sp, &h);
+	return NULL;
+}
+
+static void test_daemon(void **state)
+{
+	(void)state;
+	struct tdaemon td = {0};
+	char sock[256], path[128], err[512];
+	char *argv[] = {"vol", "list", "tank", NULL};
+	int st = -1;
+	sigset_t ss;
+
+	/* SIGTERM for the daemon's thread only: blocked here too */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	tvol_setup(&td.tv);
+	snprintf(td.root, sizeof(td.root), "%s", td.tv.t.dir);
+	assert_int_equal(pthread_create(&td.t, NULL, tdaemon_main, &td), 0);
+	serve_sock_path(td.root, "tank", path, sizeof(path));
+	for (int i = 0; i < 200 && access(path, F_OK); i++)
+		usleep(10000);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+
+	/* a command: argv and descriptors reach the hook, its status comes back */
+	assert_int_equal(serve_forward(td.root, "tank", 3, argv, &st), 0);
+	assert_int_equal(st, 43);
+	assert_string_equal(td.seen, "vol list tank");
+
+	/* vhost-user exports: one read-write holder, named */
+	int r = serve_export_vhost(td.root, "tank/v", false, sock, sizeof(sock), err, sizeof(err));
+	if (r == -ENOTSUP) {
+		assert_non_null(strstr(err, "not built"));
+	} else {
+		assert_int_equal(r, 0);
+		assert_int_equal(access(sock, F_OK), 0);
+		char want[64];
+		snprintf(want, sizeof(want), "attached read-write by pid %d (", (int)getpid());
+		assert_int_equal(serve_export_vhost(td.root, "tank/v", false, sock, sizeof(sock),
+		                                    err, sizeof(err)),
+		                 -EBUSY);
+		assert_non_null(strstr(err, want));
+		assert_int_equal(serve_export_vhost(td.root, "tank/v@s", true, sock, sizeof(sock),
+		                                    err, sizeof(err)),
+		                 0);
+	}
+	assert_int_equal(
+	    serve_export_vhost(td.root, "tank/nope", true, sock, sizeof(sock), err, sizeof(err)),
+	    r == -ENOTSUP ? -ENOTSUP : -ENOENT);
+	assert_int_equal(
+	    serve_export_vhost(td.root, "tank/a b", true, sock, sizeof(sock), err, sizeof(err)),
+	    -EINVAL);
+
+	/* SIGTERM: exports stopped, final commit, socket gone */
+	pthread_kill(td.t, SIGTERM);
+	pthread_join(td.t, NULL);
+	assert_int_equal(td.result, 0);
+	assert_int_not_equal(access(path, F_OK), 0);
+	td.tv.sp = NULL; /* the daemon closed the pool */
+	td.tv.t.p = NULL;
+	char run[96];
+	snprintf(run, sizeof(run), "%s/run", td.root);
+	rmdir(run);
+	tp_destroy(&td.tv.t);
+	pthread_sigmask(SIG_UNBLOCK, &ss, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ctl_messages), cmocka_unit_test(test_forward_without_daemon),
 	    cmocka_unit_test(test_attach),       cmocka_unit_test(test_vblk_io),
-	    cmocka_unit_test(test_vblk_threads),
+	    cmocka_unit_test(test_vblk_threads), cmocka_unit_test(test_daemon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
