@@ -20,7 +20,8 @@
  *     in if it fits; if not, or no chain at all: stop polling the tap
  *     (env.queue_fd_watch) and ask for a kick, which resumes it.
  *     Without MRG_RXBUF a packet goes into one chain.
- *   tx (kick): pop -> writev(tap, readable iovecs) -> push len 0
+ *   tx (kick): pop -> writev(tap, readable iovecs) -> push len 0; after
+ *     256 packets the device asks to be called again (env.requeue)
  *
  * A bad chain breaks the device through the chain walker (NEEDS_RESET).
  * A well-formed chain that cannot carry a packet (shorter than the header,
@@ -40,6 +41,7 @@
 #define VNET_RX_IOV     1024                    /* writable buffers gathered for one rx packet */
 #define VNET_RX_CHAINS  256                     /* chains one merged rx packet may span */
 #define VNET_RX_BUDGET  256                     /* packets per wakeup; the fd stays readable */
+#define VNET_TX_BUDGET  256                     /* packets per kick, then requeue */
 #define VNET_RX_BIG     (VNET_HDR_LEN + 65550u) /* a GSO packet with a VLAN tag */
 #define VNET_RX_SMALL   (VNET_HDR_LEN + 9018u)  /* a jumbo frame */
 #define VNET_CONFIG_LEN 10
@@ -318,8 +320,9 @@ static void vnet_tx(struct vnet *n, unsigned q)
 	struct vq *vq = &n->dev.vqs[q];
 	struct vq_chain ch = {.iov = n->chain_iov, .iov_cap = VNET_CHAIN_IOV};
 	int fd = n->pair[q / 2].fd, got;
+	unsigned done = 0;
 
-	do {
+	for (;;) {
 		vq_disable_notify(vq);
 		while ((got = vq_pop(vq, &ch)) > 0) {
 			ssize_t w = -1;
@@ -335,8 +338,17 @@ static void vnet_tx(struct vnet *n, unsigned q)
 				n->st.tx_bytes += ch.rd_len - VNET_HDR_LEN;
 			}
 			vq_push(vq, ch.head, 0);
+			if (++done == VNET_TX_BUDGET && n->dev.env.requeue) {
+				/* Let the loop serve rx and the other devices;
+				 * notifications stay off until we are back. */
+				virtio_dev_signal(&n->dev, q);
+				n->dev.env.requeue(n->dev.env.opaque, q);
+				return;
+			}
 		}
-	} while (got == 0 && vq_enable_notify(vq));
+		if (got < 0 || !vq_enable_notify(vq))
+			break;
+	}
 	virtio_dev_signal(&n->dev, q);
 }
 

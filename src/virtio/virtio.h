@@ -124,6 +124,9 @@ struct virtio_env {
 	/* Optional: stop (on = false) or resume polling the fd the device gave
 	 * for queue q (e.g. a tap while the guest has no rx buffers). */
 	void (*queue_fd_watch)(void *opaque, unsigned q, bool on);
+	/* Optional: call queue_notify for q again later, after the events
+	 * waiting now (a device that stopped at its budget). */
+	void (*requeue)(void *opaque, unsigned q);
 	/* The guest broke the device: set DEVICE_NEEDS_RESET and a config
 	 * change interrupt.  The device does nothing until virtio_dev_reset. */
 	void (*needs_reset)(void *opaque);

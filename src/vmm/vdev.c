@@ -323,6 +323,16 @@ static void vdev_signal_fd(int fd)
 	}
 }
 
+/* The device stopped at its budget: ring its doorbell again, so the loop
+ * calls it back after the events already waiting. */
+static void vdev_env_requeue(void *opaque, unsigned q)
+{
+	struct vdev *d = opaque;
+
+	if (q < d->nq)
+		vdev_signal_fd(d->queues[q].kick_fd);
+}
+
 static void vdev_msi_fire(void *ctx, unsigned vec)
 {
 	struct vdev *d = ctx;
@@ -468,6 +478,7 @@ static int vdev_add(struct vm *vm, const struct vdev_kind *kind, const void *arg
 	struct vdev_set *set = vm->vdevs;
 	struct virtio_env env = {.interrupt = vdev_env_interrupt,
 	                         .queue_fd_watch = vdev_env_fd_watch,
+	                         .requeue = vdev_env_requeue,
 	                         .needs_reset = vdev_env_needs_reset};
 	unsigned slot = set->n + 1; /* 0 is the host bridge */
 	uint64_t bar;

@@ -33,6 +33,7 @@ struct fx {
 	int peer[VNET_MAX_PAIRS]; /* the "network" side of each pair's socket */
 	int watch_on[3 * VNET_MAX_PAIRS];
 	unsigned watch_calls;
+	unsigned requeues;
 };
 
 static struct fx *fx_of_env;
@@ -44,6 +45,13 @@ static void fx_watch(void *opaque, unsigned q, bool on)
 	(void)opaque;
 	f->watch_on[q] = on;
 	f->watch_calls++;
+}
+
+static void fx_requeue(void *opaque, unsigned q)
+{
+	(void)opaque;
+	(void)q;
+	fx_of_env->requeues++;
 }
 
 static void fx_interrupt(void *opaque, unsigned q)
@@ -73,6 +81,7 @@ static struct fx *fx_new(unsigned pairs, uint64_t drop_features)
 	env = (struct virtio_env){.interrupt = fx_interrupt,
 	                          .needs_reset = fx_needs_reset,
 	                          .queue_fd_watch = fx_watch,
+	                          .requeue = fx_requeue,
 	                          .opaque = &f->g};
 	c.pairs = (uint16_t)pairs;
 	for (unsigned i = 0; i < pairs; i++) {
@@ -184,6 +193,44 @@ static void test_tx_short_dropped(void **state)
 	vnet_get_stats(f->dev, &st);
 	assert_int_equal(st.tx_dropped, 1);
 	assert_false(virtio_dev_is_broken(f->dev));
+	fx_free(f);
+}
+
+static void test_tx_budget_requeues(void **state)
+{
+	struct fx *f = fx_new(1, 0);
+	struct vguest_ring big;
+	uint8_t pkt[100], got[200];
+	size_t len = make_packet(pkt, 60, 7);
+	unsigned n = 0;
+	uint32_t id, ulen;
+
+	(void)state;
+	/* a full 256-entry tx ring: one kick sends the budget, then asks to
+	 * be called again instead of holding the event loop */
+	virtio_dev_reset(f->dev);
+	assert_int_equal(virtio_dev_set_features(f->dev, virtio_dev_features(f->dev)), 0);
+	vguest_ring_init(&f->g, &big, VNET_QUEUE_SIZE);
+	assert_int_equal(virtio_dev_queue_enable(f->dev, 1, VNET_QUEUE_SIZE, big.desc_gpa,
+	                                         big.avail_gpa, big.used_gpa),
+	                 0);
+	for (unsigned i = 0; i < VNET_QUEUE_SIZE; i++) {
+		struct vguest_buf b = {vguest_alloc(&f->g, len, 8), (uint32_t)len, false};
+
+		memcpy(vguest_ptr(&f->g, b.gpa), pkt, len);
+		vguest_add_chain(&f->g, &big, &b, 1, false);
+	}
+	virtio_dev_queue_notify(f->dev, 1);
+	assert_int_equal(f->requeues, 1);
+	while (vguest_get_used(&big, &id, &ulen))
+		n++;
+	assert_int_equal(n, 256);
+	n = 0;
+	while (read(f->peer[0], got, sizeof(got)) == (ssize_t)len)
+		n++;
+	assert_int_equal(n, 256);
+	virtio_dev_queue_notify(f->dev, 1); /* the requeued call: nothing left */
+	assert_int_equal(f->requeues, 1);
 	fx_free(f);
 }
 
@@ -485,6 +532,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tx),
 	    cmocka_unit_test(test_tx_short_dropped),
+	    cmocka_unit_test(test_tx_budget_requeues),
 	    cmocka_unit_test(test_rx_single),
 	    cmocka_unit_test(test_rx_mergeable),
 	    cmocka_unit_test(test_rx_waits_for_buffers),
