@@ -37,6 +37,17 @@ start_daemon() {
 	fail "the daemon did not come up"
 }
 
+# export SOCK ARGS...: `vol serve ARGS...` in the background (pid in SPID)
+# until SOCK exists
+export_bg() {
+	sock=$1
+	shift
+	"$Z" vol serve "$@" 2>"$T/serve.err" &
+	SPID=$!
+	for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+	fail "vol serve $*: no socket ($(cat "$T/serve.err"))"
+}
+
 # same RC CMD...: the same command in both roots, from the same directory;
 # it exits with RC, and its outputs and status match
 same() {
@@ -105,20 +116,16 @@ kill -0 "$DPID" || fail "the daemon died"
 
 # one read-write attach per volume, refused with the holder's name
 export ZONEVM_ROOT="$T/r2"
-"$Z" vol serve tank/a --nbd "$T/a.sock" 2>"$T/serve1.err" &
-S1=$!
-for _ in $(seq 100); do [ -S "$T/a.sock" ] && break; sleep 0.05; done
-[ -S "$T/a.sock" ] || fail "vol serve: no socket ($(cat "$T/serve1.err"))"
+export_bg "$T/a.sock" tank/a --nbd "$T/a.sock"
+S1=$SPID
 if "$Z" vol serve tank/a --nbd "$T/b.sock" 2>"$T/err"; then
 	fail "a second read-write attach was accepted"
 fi
 grep -qF "tank/a is attached read-write by nbd export $T/a.sock" "$T/err" ||
 	fail "second attach: $(cat "$T/err")"
 n=$((n + 1))
-"$Z" vol serve tank/a --nbd "$T/ro.sock" --ro 2>"$T/serve2.err" &
-S2=$!
-for _ in $(seq 100); do [ -S "$T/ro.sock" ] && break; sleep 0.05; done
-[ -S "$T/ro.sock" ] || fail "a read-only attach beside it: $(cat "$T/serve2.err")"
+export_bg "$T/ro.sock" tank/a --nbd "$T/ro.sock" --ro # read-only beside it
+S2=$SPID
 n=$((n + 1))
 # nothing pulls an attached volume from under its users
 for c in "destroy -r tank/a" "rollback tank/a@s1" "resize tank/a 32M"; do
@@ -130,24 +137,20 @@ for c in "destroy -r tank/a" "rollback tank/a@s1" "resize tank/a 32M"; do
 	n=$((n + 1))
 done
 # the export ends with its client; then the volume can be attached again
-kill "$S1" "$S2" || fail "an export ended early: $(cat "$T/serve1.err" "$T/serve2.err")"
+kill "$S1" "$S2" || fail "an export ended early"
 wait "$S1" "$S2" 2>/dev/null || true
 for _ in $(seq 100); do [ ! -S "$T/a.sock" ] && break; sleep 0.05; done
 [ ! -e "$T/a.sock" ] || fail "the export's socket outlived its client"
-"$Z" vol serve tank/a --nbd "$T/a.sock" 2>"$T/serve1.err" &
-S1=$!
-for _ in $(seq 100); do [ -S "$T/a.sock" ] && break; sleep 0.05; done
-[ -S "$T/a.sock" ] || fail "attach after detach: $(cat "$T/serve1.err")"
+export_bg "$T/a.sock" tank/a --nbd "$T/a.sock" # attach after detach
+S1=$SPID
 kill "$S1"
 wait "$S1" 2>/dev/null || true
 n=$((n + 1))
 
 # a vhost-user-blk export (src/vhost's server on the volume): it holds the
 # volume, and QEMU (TCG, stopped before the guest runs) negotiates with it
-"$Z" vol serve tank/c --vhost-user "$T/vh.sock" 2>"$T/vh.err" &
-S1=$!
-for _ in $(seq 100); do [ -S "$T/vh.sock" ] && break; sleep 0.05; done
-[ -S "$T/vh.sock" ] || fail "vol serve --vhost-user: $(cat "$T/vh.err")"
+export_bg "$T/vh.sock" tank/c --vhost-user "$T/vh.sock"
+S1=$SPID
 if "$Z" vol serve tank/c --nbd "$T/c.sock" 2>"$T/err"; then
 	fail "an NBD export beside a read-write vhost-user one"
 fi
