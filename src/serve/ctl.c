@@ -139,9 +139,8 @@ int serve_ctl_recv(int fd, uint32_t *type, void *payload, size_t *len, int *fds,
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	if (n == 0)
-		return -EPIPE;
-	/* Take every descriptor that came, so that none leaks. */
+	/* Take every descriptor that came, so that none leaks (an empty
+	 * packet may carry some too). */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -158,6 +157,13 @@ int serve_ctl_recv(int fd, uint32_t *type, void *payload, size_t *len, int *fds,
 	}
 	if (nfds)
 		*nfds = got;
+	if (n == 0) {
+		for (unsigned i = 0; i < got; i++)
+			close(fds[i]);
+		if (nfds)
+			*nfds = 0;
+		return -EPIPE;
+	}
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < SERVE_CTL_HDR ||
 	    (size_t)n > SERVE_CTL_HDR + SERVE_CTL_MAX)
 		goto bad;

@@ -80,6 +80,25 @@ static void test_ctl_messages(void **state)
 	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, fds, &nfds), -EBADMSG);
 	assert_int_equal(nfds, 0);
 	assert_int_equal(count_fds(), before);
+	/* an empty packet carrying descriptors: EOF-like, descriptors closed */
+	struct msghdr mh = {0};
+	union {
+		char c[CMSG_SPACE(sizeof(int) * 2)];
+		struct cmsghdr align;
+	} cb;
+	memset(&cb, 0, sizeof(cb));
+	mh.msg_control = cb.c;
+	mh.msg_controllen = sizeof(cb.c);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * 2);
+	memcpy(CMSG_DATA(cm), pass, sizeof(int) * 2);
+	assert_int_equal(sendmsg(sp[0], &mh, 0), 0);
+	nfds = 4;
+	assert_int_equal(serve_ctl_recv(sp[1], &type, payload, &len, fds, &nfds), -EPIPE);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(count_fds(), before);
 	/* shorter than a header */
 	assert_int_equal(write(sp[0], "ZV", 2), 2);
 	nfds = 4;
