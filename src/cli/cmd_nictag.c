@@ -18,13 +18,17 @@
 
 static void nictag_usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: zonevm nictag [--root DIR] COMMAND ...\n"
-	        "  create NAME [--uplink IFACE] [--mtu N]  record a nic tag, create its bridge\n"
-	        "  list                                    nic tags, bridge present, NICs on it\n"
-	        "  delete NAME                             remove it (refused while NICs use it)\n"
-	        "The root is --root DIR, $ZONEVM_ROOT or %s.\n",
-	        NET_DEFAULT_ROOT);
+	fprintf(
+	    f,
+	    "usage: zonevm nictag [--root DIR] COMMAND ...\n"
+	    "  create NAME [--uplink IFACE] [--mtu N] [--address CIDR]\n"
+	    "                                          record a nic tag, create its bridge\n"
+	    "                                          (--address: the host's address on\n"
+	    "                                          it, needed for DHCP)\n"
+	    "  list                                    nic tags, address, bridge present, NICs\n"
+	    "  delete NAME                             remove it (refused while NICs use it)\n"
+	    "The root is --root DIR, $ZONEVM_ROOT or %s.\n",
+	    NET_DEFAULT_ROOT);
 }
 
 static void nic_usage(FILE *f)
@@ -128,27 +132,33 @@ static int nictag_list(struct net_ctx *ctx)
 	return CLI_EXIT_OK;
 }
 
-static int with_ctx(const char *root, int (*fn)(struct net_ctx *, int, char **, void *), int argc,
-                    char **argv, void *arg)
+/* [--root DIR] COMMAND ARGS...: open libnet at the root and dispatch. */
+static int net_cmd_main(int argc, char **argv, void (*usage)(FILE *),
+                        int (*dispatch)(struct net_ctx *, int, char **))
 {
+	const char *root;
+	int i = take_root(argc, argv, &root);
 	struct net_ctx *ctx;
 	struct net_err err;
 
+	if (i >= argc || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+		usage(i >= argc ? stderr : stdout);
+		return i >= argc ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+	}
 	if (net_open(&ctx, root, &err)) {
 		cli_err("%s", err.msg);
 		return CLI_EXIT_ERROR;
 	}
-	int r = fn(ctx, argc, argv, arg);
+	int r = dispatch(ctx, argc - i, argv + i);
 	net_close(ctx);
 	return r;
 }
 
-static int nictag_dispatch(struct net_ctx *ctx, int argc, char **argv, void *arg)
+static int nictag_dispatch(struct net_ctx *ctx, int argc, char **argv)
 {
 	struct net_err err;
 	const char *cmd = argv[0];
 
-	(void)arg;
 	if (!strcmp(cmd, "create"))
 		return nictag_create(ctx, argc - 1, argv + 1);
 	if (!strcmp(cmd, "list") && argc == 1)
@@ -166,14 +176,7 @@ static int nictag_dispatch(struct net_ctx *ctx, int argc, char **argv, void *arg
 
 int cmd_nictag_main(int argc, char **argv)
 {
-	const char *root;
-	int i = take_root(argc, argv, &root);
-
-	if (i >= argc || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-		nictag_usage(i >= argc ? stderr : stdout);
-		return i >= argc ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-	}
-	return with_ctx(root, nictag_dispatch, argc - i, argv + i, NULL);
+	return net_cmd_main(argc, argv, nictag_usage, nictag_dispatch);
 }
 
 static void nic_stats_text(const char *vmid, unsigned i, const struct net_nic_stats *st)
@@ -319,11 +322,10 @@ static int nic_list(struct net_ctx *ctx)
 	return CLI_EXIT_OK;
 }
 
-static int nic_dispatch(struct net_ctx *ctx, int argc, char **argv, void *arg)
+static int nic_dispatch(struct net_ctx *ctx, int argc, char **argv)
 {
 	struct net_err err;
 
-	(void)arg;
 	if (!strcmp(argv[0], "stats"))
 		return nic_stats(ctx, argc - 1, argv + 1);
 	if (!strcmp(argv[0], "list") && argc == 1)
@@ -341,12 +343,5 @@ static int nic_dispatch(struct net_ctx *ctx, int argc, char **argv, void *arg)
 
 int cmd_nic_main(int argc, char **argv)
 {
-	const char *root;
-	int i = take_root(argc, argv, &root);
-
-	if (i >= argc || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-		nic_usage(i >= argc ? stderr : stdout);
-		return i >= argc ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-	}
-	return with_ctx(root, nic_dispatch, argc - i, argv + i, NULL);
+	return net_cmd_main(argc, argv, nic_usage, nic_dispatch);
 }
