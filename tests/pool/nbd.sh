@@ -3,7 +3,8 @@
 # and nbdcopy/nbdinfo (libnbd) read the same bytes as `vol export`, write
 # through the export and read back, over a UNIX socket and TCP, with and
 # without the pool daemon; a read-only export refuses writes; a flush
-# through NBD survives SIGKILL of the exporting process.
+# through NBD survives SIGKILL of the exporting process (vol serve on its
+# own, or the daemon), read back after a scrub.
 # Usage: nbd.sh PATH-TO-ZONEVM   (skipped when qemu-img or nbdcopy is missing)
 set -eu
 
@@ -121,5 +122,21 @@ wait "$SPID" 2>/dev/null || true
 "$Z" pool scrub tank | grep -q ', 0 damaged' || fail "scrub after SIGKILL"
 "$Z" vol export tank/v "$T/e.raw"
 cmp -n 1000000 "$T/e.raw" "$T/f.raw" || fail "flushed NBD writes lost after SIGKILL"
+n=$((n + 2))
+
+# the same through the daemon: SIGKILL the daemon after the flush
+"$Z" pool serve tank 2>"$T/daemon.err" &
+DPID=$!
+PIDS="$PIDS $DPID"
+for _ in $(seq 100); do grep -q "(pid $DPID)" "$T/daemon.err" && break; sleep 0.05; done
+serve tank/v --nbd "$T/v.sock"
+head -c 1000000 /dev/urandom >"$T/f.raw"
+nbdcopy --flush "$T/f.raw" "$URI"
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null || true
+wait "$SPID" 2>/dev/null || true # its client: the daemon hung up
+"$Z" pool scrub tank | grep -q ', 0 damaged' || fail "scrub after SIGKILL of the daemon"
+"$Z" vol export tank/v "$T/e.raw"
+cmp -n 1000000 "$T/e.raw" "$T/f.raw" || fail "flushed NBD writes lost with the daemon"
 n=$((n + 2))
 echo "nbd.sh: $n checks passed"
