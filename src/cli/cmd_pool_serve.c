@@ -92,7 +92,8 @@ static int pool_cli_target(int argc, char **argv, char *pool, size_t len)
 		if (!first)
 			first = argv[i];
 	}
-	if (first && !strcmp(argv[1], "list")) { /* vol list POOL */
+	/* vol list POOL, vol send -t TOKEN POOL */
+	if (first && (!strcmp(argv[1], "list") || !strcmp(argv[1], "send"))) {
 		snprintf(pool, len, "%s", first);
 		return 1;
 	}

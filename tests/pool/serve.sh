@@ -98,6 +98,7 @@ same 0 sh -c "\"$Z\" vol export tank/a - | sha256sum"
 same 0 sh -c "\"$Z\" vol export tank/img out.raw && cmp -n 3000000 out.raw img && echo same"
 same 0 sh -c "\"$Z\" vol send tank/a@s1 >s1.stream"
 same 0 sh -c "\"$Z\" vol recv tank/r <s1.stream"
+same 1 sh -c "\"$Z\" vol send -t 1-bogus-token tank >/dev/null"
 same 1 "$Z" vol destroy tank/a
 same 0 "$Z" vol set compression=zstd tank/a
 same 0 "$Z" vol set size=16M tank/a
