@@ -219,8 +219,12 @@ static void serve_do_vhost(struct serve_client *c, char *payload, size_t len)
 	vx->next = d->vxs;
 	d->vxs = vx;
 	pthread_mutex_unlock(&d->m);
-	r = serve_vhost_start(d->sp, vol, payload[0], holder, sock, true, serve_vx_gone, vx, &vx->v,
+	struct serve_vhost *v = NULL;
+	r = serve_vhost_start(d->sp, vol, payload[0], holder, sock, true, serve_vx_gone, vx, &v,
 	                      err, sizeof(err));
+	pthread_mutex_lock(&d->m);
+	vx->v = v; /* now the reaper may stop it */
+	pthread_mutex_unlock(&d->m);
 	if (r) {
 		pthread_mutex_lock(&d->m);
 		for (struct serve_vx **pp = &d->vxs; *pp; pp = &(*pp)->next) {
