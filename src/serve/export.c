@@ -165,9 +165,9 @@ static void *exp_conn_main(void *arg)
 	struct serve_export *e = cn->e;
 	int r = nbd_session(cn->fd, &e->nx);
 
+	pthread_mutex_lock(&e->m);
 	if (r < 0 && r != -EPIPE && r != -ECONNRESET && !e->stopping)
 		serve_log("nbd export %s: client session ended: %s", e->name, strerror(-r));
-	pthread_mutex_lock(&e->m);
 	for (unsigned i = 0; i < e->nconns; i++) {
 		if (e->conns[i] == cn->fd) {
 			e->conns[i] = e->conns[--e->nconns];
