@@ -63,6 +63,19 @@ bool pool_is_zero(const void *buf, size_t len)
 
 static int raw_write(struct pool *p, const void *buf, size_t len, uint64_t off);
 
+void pool_iov_advance(struct iovec **iov, int *n, size_t done)
+{
+	while (*n && done >= (*iov)->iov_len) {
+		done -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + done;
+		(*iov)->iov_len -= done;
+	}
+}
+
 /* Write IOV (N entries, LEN bytes) at OFF, resuming after short writes. */
 static int raw_writev(struct pool *p, struct iovec *iov, int n, size_t len, uint64_t off)
 {
@@ -83,15 +96,7 @@ static int raw_writev(struct pool *p, struct iovec *iov, int n, size_t len, uint
 		}
 		len -= (size_t)w;
 		off += (uint64_t)w;
-		while (n && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		pool_iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
 }

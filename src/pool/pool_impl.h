@@ -142,6 +142,9 @@ uint64_t pool_random64(void);
 void pool_cksum(const void *buf, size_t len, uint64_t out[2]);
 
 /* blk.c: device I/O */
+struct iovec;
+/* Step the N entries of IOV past DONE bytes written (after a short writev). */
+void pool_iov_advance(struct iovec **iov, int *n, size_t done);
 int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off);
 int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off);
 int pool_io_flush(struct pool *p);

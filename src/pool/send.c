@@ -93,15 +93,7 @@ static int writev_all(int fd, struct iovec *iov, int n)
 			continue;
 		if (w <= 0)
 			return w < 0 ? -errno : -EIO;
-		while (n && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		pool_iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
 }
