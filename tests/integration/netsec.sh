@@ -53,10 +53,15 @@ in_ns() {
 	shift
 	ip netns exec "$ns" "$@"
 }
-# guest NAME: a namespace NAME with veth NAME-h (host side) <-> eth0 inside.
+# guest NAME: a namespace NAME with veth NAMEh (host side) <-> eth0 inside.
+# The host's own stack must never take a frame from NAMEh (it would answer
+# ARP for 10.9.0.1 there and let the "guest" bypass its tap): an nft
+# netdev ingress chain dropping all on NAMEh does that, while nicwire's
+# packet socket, served before ingress hooks, still gets every frame.
 guest() {
 	ip netns add "$1"
 	ip link add "$1h" type veth peer name eth0 netns "$1"
+	nft add chain netdev netsec "$1h" "{ type filter hook ingress device $1h priority 0; policy drop; }"
 	ip link set "$1h" up
 	in_ns "$1" ip link set lo up
 	in_ns "$1" ip link set eth0 up
@@ -142,6 +147,7 @@ refuse "nictag create refuses a tag that exists" "already exists" zonevm nictag 
 refuse "nictag create refuses a bad name" "reserved" zonevm nictag create zvmx
 refuse "nictag create refuses a missing uplink" "uplink nosuch" zonevm nictag create t9 --uplink nosuch
 
+nft add table netdev netsec
 for g in ga gb gc1 gc2 gc3 gc4 gd ge gf gg; do ip netns del $g 2>/dev/null; guest $g; done
 
 # --- bad input: refused before anything is created ------------------------
@@ -229,7 +235,7 @@ check "the lifted blocks count nothing (c1 ip, c2 mac+arp, c3 dhcp, c4 restricte
 	 zonevm nic stats c2 0 | grep -q 'drop_arp 0' && zonevm nic stats c3 0 | grep -q 'drop_dhcp 0' &&
 	 zonevm nic stats c4 0 | grep -q 'drop_restricted 0'"
 check "the other blocks still hold on an allow VM (c4: foreign IP dropped)" moved c4 drop_ip \
-	sh -c "ip netns exec gc4 ip addr add 10.9.0.97/32 dev eth0; ip netns exec gc4 $bb ping -c 1 -W 1 -I 10.9.0.97 10.9.0.1"
+	sh -c "ip netns exec gc4 $bb ping -c 1 -W 2 10.9.0.1; ip netns exec gc4 ip addr add 10.9.0.97/32 dev eth0; ip netns exec gc4 $bb ping -c 1 -W 1 -I 10.9.0.97 10.9.0.1"
 
 # --- counters -----------------------------------------------------------------
 check "nic stats: rx/tx packets counted" sh -c \
@@ -292,5 +298,64 @@ check "no zonevm link, table or dnsmasq left" sh -c \
 check "nictag delete t0 once no NIC uses it" zonevm nictag delete t0
 check "t0's bridge is gone" sh -c "! ip link show t0"
 
+# --- real Debian guests (zonevm run --nic) ------------------------------------
+# Guest r1 (no allow flags) and r2 (allow_ip_spoofing, allow_mac_spoofing):
+# each gets its address by DHCP, pings the host, then tries a foreign source
+# IP and a changed MAC.  Then the VMMs are SIGKILLed: the guards clean up.
+check "nictag create t1 (10.9.2.1/24)" zonevm nictag create t1 --address 10.9.2.1/24
+real_script=$(guest_script '
+cat >/tmp/dhcp.sh <<EOS
+#!/bin/sh
+[ "\$1" = bound ] || exit 0
+echo "\$ip/\$mask,\$router,\$dns" | tr " " ";" >/tmp/lease
+ip addr add \$ip/\$mask dev \$interface
+EOS
+chmod +x /tmp/dhcp.sh
+ip link set eth0 up
+udhcpc -i eth0 -n -q -f -t 8 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1
+echo lease=$(cat /tmp/lease)
+ping -c 2 -W 3 10.9.2.1 >/dev/null 2>&1 && echo ping_host=ok
+ip addr add 10.9.2.99/32 dev eth0
+if ping -c 2 -W 2 -I 10.9.2.99 10.9.2.1 >/dev/null 2>&1; then echo spoof_ip=passed; else echo spoof_ip=blocked; fi
+ip addr del 10.9.2.99/32 dev eth0
+ip link set eth0 address 02:00:00:00:99:99
+if ping -c 2 -W 2 10.9.2.1 >/dev/null 2>&1; then echo spoof_mac=passed; else echo spoof_mac=blocked; fi
+echo guest_done=yes
+sleep 600
+')
+KC="console=ttyS0 panic=-1 quiet zonevm.script=$real_script"
+zonevm run --kernel "$KIT/vmlinuz" --initrd "$KIT/initrd.img" --mem 256M --vmid r1 \
+	--cmdline "$KC" --nic "tag=t1,ip=10.9.2.31/24,gateway=10.9.2.1,resolvers=10.9.2.53" \
+	</dev/null >"$WORK/r1.log" 2>&1 &
+pid_r1=$!
+zonevm run --kernel "$KIT/vmlinuz" --initrd "$KIT/initrd.img" --mem 256M --vmid r2 \
+	--cmdline "$KC" --nic "tag=t1,ip=10.9.2.32/24,allow_ip_spoofing,allow_mac_spoofing" \
+	</dev/null >"$WORK/r2.log" 2>&1 &
+pid_r2=$!
+for _ in $(seq 180); do
+	[ "$(guest_val "$WORK/r1.log" guest_done)" = yes ] &&
+		[ "$(guest_val "$WORK/r2.log" guest_done)" = yes ] && break
+	kill -0 $pid_r1 2>/dev/null || kill -0 $pid_r2 2>/dev/null || break
+	sleep 1
+done
+[ "$(guest_val "$WORK/r1.log" lease)" = "10.9.2.31/24,10.9.2.1,10.9.2.53" ]
+tap_check "real guest r1: DHCP gives its ip, gateway and resolver" $? "$WORK/r1.log"
+[ "$(guest_val "$WORK/r2.log" lease)" = "10.9.2.32/24,," ]
+tap_check "real guest r2: DHCP gives its ip (no gateway, no resolvers)" $? "$WORK/r2.log"
+[ "$(guest_val "$WORK/r1.log" ping_host)" = ok ] && [ "$(guest_val "$WORK/r2.log" ping_host)" = ok ]
+tap_check "real guests ping the host" $? "$WORK/r1.log" "$WORK/r2.log"
+[ "$(guest_val "$WORK/r1.log" spoof_ip)" = blocked ] && [ "$(counter r1 drop_ip)" -gt 0 ]
+tap_check "real guest r1: foreign source IP blocked, drop_ip $(counter r1 drop_ip)" $? "$WORK/r1.log"
+[ "$(guest_val "$WORK/r1.log" spoof_mac)" = blocked ] && [ "$(counter r1 drop_mac)" -gt 0 ]
+tap_check "real guest r1: changed MAC blocked, drop_mac $(counter r1 drop_mac)" $? "$WORK/r1.log"
+[ "$(guest_val "$WORK/r2.log" spoof_ip)" = passed ] && [ "$(guest_val "$WORK/r2.log" spoof_mac)" = passed ]
+tap_check "real guest r2: allow_ip_spoofing and allow_mac_spoofing let both through" $? "$WORK/r2.log"
+kill -KILL $pid_r1 $pid_r2
+wait $pid_r1 $pid_r2 2>/dev/null
+check "real guests' VMMs SIGKILLed: tap, table, record removed by the guards" sh -c \
+	"for i in \$(seq 50); do [ -z \"\$(ip -o link | grep -E 'zvmr[12]')\$(nft list tables | grep zonevm_r)\$(ls $ZONEVM_ROOT/netvms/*.json 2>/dev/null)\" ] && exit 0; sleep 0.1; done; ip -o link | grep zvm; nft list tables; exit 1"
+check "nictag delete t1" zonevm nictag delete t1
+
 for g in ga gb gc1 gc2 gc3 gc4 gd ge gf gg; do ip netns del $g; done
+nft delete table netdev netsec
 tap_end

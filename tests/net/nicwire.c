@@ -13,12 +13,14 @@
  *       gets its checksum) from IFACE, to forge what the kernel stack would
  *       not send (ARP with a foreign sender, odd ethertypes, DHCP offers)
  *
- * The veth side uses PACKET_VNET_HDR, so GSO frames travel whole through
- * the tap's vnet header, as they do from a virtio-net guest.
+ * The veth side uses PACKET_VNET_HDR and the tap gets the offloads a
+ * virtio-net guest would accept, so GSO frames travel whole both ways
+ * through the vnet header, as they do with a virtio-net guest.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -168,6 +171,11 @@ static int cmd_wire(const char *vmid, int n, char **args)
 	for (int i = 0; i < n; i++) {
 		pfd[2 * i].fd = packet_socket(veth[i], 1);
 		pfd[2 * i + 1].fd = vm.nics[i].tap_fd;
+		/* as a virtio-net guest with GUEST_CSUM/TSO would: whole GSO frames */
+		if (!getenv("NICWIRE_NO_OFFLOAD") &&
+		    ioctl(vm.nics[i].tap_fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) <
+		        0)
+			perror("nicwire: TUNSETOFFLOAD");
 		pfd[2 * i].events = pfd[2 * i + 1].events = POLLIN;
 		if (pfd[2 * i].fd < 0) {
 			fprintf(stderr, "nicwire: %s: %s\n", veth[i], strerror(errno));
