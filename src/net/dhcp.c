@@ -76,15 +76,16 @@ static pid_t dhcp_pid(const struct net_ctx *ctx, const char *tag)
 	return ours ? (pid_t)pid : 0;
 }
 
-static void dhcp_stop(const struct net_ctx *ctx, const char *tag)
+/* Stop the tag's dnsmasq; forget: also its leases and log (tag deleted). */
+static void dhcp_stop(const struct net_ctx *ctx, const char *tag, bool forget)
 {
-	static const char *const files[] = {"pid", "hosts", "opts", "conf"};
+	static const char *const files[] = {"pid", "hosts", "opts", "conf", "leases", "log"};
 	char path[PATH_MAX];
 	pid_t pid = dhcp_pid(ctx, tag);
 
 	if (pid > 0)
 		kill(pid, SIGTERM);
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+	for (size_t i = 0; i < (forget ? 6u : 4u); i++) {
 		dhcp_path(ctx, tag, files[i], path, sizeof(path));
 		unlink(path);
 	}
@@ -224,7 +225,7 @@ int dhcp_sync(struct net_ctx *ctx, const char *tag, struct net_err *err)
 	int r;
 
 	if (nictag_load(ctx, tag, &t, &ignore) || !t.has_address || t.address.a.family != AF_INET) {
-		dhcp_stop(ctx, tag);
+		dhcp_stop(ctx, tag, false);
 		return 0;
 	}
 	r = net_vm_list(ctx, &ids, &cnt, err);
@@ -251,7 +252,7 @@ int dhcp_sync(struct net_ctx *ctx, const char *tag, struct net_err *err)
 	fclose(of);
 	hf = of = NULL;
 	if (!n) {
-		dhcp_stop(ctx, tag);
+		dhcp_stop(ctx, tag, false);
 		goto out;
 	}
 	dhcp_path(ctx, tag, "hosts", path, sizeof(path));
@@ -276,4 +277,9 @@ out:
 	free(vm);
 	free(ids);
 	return r;
+}
+
+void dhcp_forget(struct net_ctx *ctx, const char *tag)
+{
+	dhcp_stop(ctx, tag, true);
 }

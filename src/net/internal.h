@@ -80,6 +80,8 @@ int vm_purge(struct net_ctx *ctx, const char *vmid, struct net_err *err);
 
 /* dhcp.c: rebuild a nic tag's DHCP hosts, start/reload/stop its dnsmasq. */
 int dhcp_sync(struct net_ctx *ctx, const char *tag, struct net_err *err);
+/* dhcp.c: the tag is deleted: stop its dnsmasq, remove all its DHCP files. */
+void dhcp_forget(struct net_ctx *ctx, const char *tag);
 
 /* guard.c: end the guard (close its pipe) and wait for it. */
 void guard_stop(struct net_vm *vm);

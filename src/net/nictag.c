@@ -191,6 +191,7 @@ int net_nictag_delete(struct net_ctx *ctx, const char *name, struct net_err *err
 			return net_fail(err, r, "nic tag %s: cannot delete bridge: %s", name,
 			                strerror(-r));
 	}
+	dhcp_forget(ctx, name);
 	nictag_path(ctx, name, path, sizeof(path));
 	if (unlink(path) < 0 && errno != ENOENT)
 		return net_fail(err, -errno, "%s: %s", path, strerror(errno));

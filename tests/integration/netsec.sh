@@ -297,6 +297,8 @@ check "no zonevm link, table or dnsmasq left" sh -c \
 	"ip -o link | grep zvm; nft list tables | grep zonevm_; pidof dnsmasq; [ -z \"\$(ip -o link | grep zvm)\$(nft list tables | grep zonevm_)\$(pidof dnsmasq)\" ]"
 check "nictag delete t0 once no NIC uses it" zonevm nictag delete t0
 check "t0's bridge is gone" sh -c "! ip link show t0"
+check "no file of t0 left under the root (record, DHCP conf, hosts, leases, log)" sh -c \
+	"ls $ZONEVM_ROOT/nictags/; [ -z \"\$(ls $ZONEVM_ROOT/nictags/ | grep '^t0\.')\" ]"
 
 # --- real Debian guests (zonevm run --nic) ------------------------------------
 # Guest r1 (no allow flags) and r2 (allow_ip_spoofing, allow_mac_spoofing):
