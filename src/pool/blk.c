@@ -178,13 +178,60 @@ int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 	return err ? err : raw_write(p, buf, len, off);
 }
 
+/*
+ * The crash hook's lost cache (POOL_TEST_LOST): each write since the last
+ * flush is remembered with the bytes it replaced; at the stop each one is
+ * undone or kept at random, newest first, as a volatile write cache that
+ * loses power keeps what it likes of what was not flushed.
+ */
+struct pool_undo {
+	uint64_t off;
+	size_t len;
+	uint8_t *old;
+};
+
+static void undo_forget(struct pool *p)
+{
+	for (size_t i = 0; i < p->nundo; i++)
+		free(p->undo[i].old);
+	free(p->undo);
+	p->undo = NULL;
+	p->nundo = 0;
+}
+
+static void undo_record(struct pool *p, size_t len, uint64_t off)
+{
+	struct pool_undo *u = realloc(p->undo, (p->nundo + 1) * sizeof(*u));
+	uint8_t *old = malloc(len);
+
+	if (!u || !old || pread(p->fd, old, len, (off_t)off) != (ssize_t)len)
+		abort(); /* a test hook: no way to go on faithfully */
+	p->undo = u;
+	p->undo[p->nundo++] = (struct pool_undo){off, len, old};
+}
+
+static void undo_some(struct pool *p)
+{
+	for (size_t i = p->nundo; i-- > 0;) {
+		p->undo_seed = p->undo_seed * 6364136223846793005ull + 1442695040888963407ull;
+		if ((p->undo_seed >> 33) & 1)
+			continue; /* this one reached the disk */
+		if (pwrite(p->fd, p->undo[i].old, p->undo[i].len, (off_t)p->undo[i].off) !=
+		    (ssize_t)p->undo[i].len)
+			abort();
+	}
+	undo_forget(p);
+}
+
 static int raw_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
 	if (p->write_limit == 0)
 		return -EIO;
-	if (p->write_limit > 0 && --p->write_limit == 0 && p->write_torn)
+	if (p->write_limit > 0 && (p->write_torn & POOL_TEST_LOST))
+		undo_record(p, len, off);
+	if (p->write_limit > 0 && --p->write_limit == 0 && (p->write_torn & POOL_TEST_TORN))
 		len /= 2; /* the last write before the "crash" is torn */
 	while (done < len) {
 		ssize_t n =
@@ -196,7 +243,9 @@ static int raw_write(struct pool *p, const void *buf, size_t len, uint64_t off)
 		}
 		done += (size_t)n;
 	}
-	if (p->write_limit == 0 && p->write_torn)
+	if (p->write_limit == 0 && (p->write_torn & POOL_TEST_LOST))
+		undo_some(p); /* the machine stops now */
+	if (p->write_limit == 0 && (p->write_torn & POOL_TEST_TORN))
 		return -EIO;
 	return 0;
 }
@@ -211,6 +260,7 @@ int pool_io_flush(struct pool *p)
 		return -EIO;
 	if (fdatasync(p->fd) < 0)
 		return -errno;
+	undo_forget(p); /* flushed: no longer in the cache */
 	return 0;
 }
 
@@ -237,6 +287,7 @@ void pool_blk_fini(struct pool *p)
 	p->scratch = NULL;
 	LZ4_freeStream(p->lz4);
 	p->lz4 = NULL;
+	undo_forget(p);
 	free(p->stage); /* staged blocks are dropped, as in a crash */
 	p->stage = NULL;
 	free(p->stage_iov);

@@ -434,10 +434,11 @@ void pool_set_progress(struct pool *p, void (*fn)(void *arg, uint64_t bytes), vo
 	p->progress_arg = arg;
 }
 
-void pool_test_write_limit(struct pool *p, long n, int torn)
+void pool_test_write_limit(struct pool *p, long n, int mode)
 {
 	p->write_limit = n;
-	p->write_torn = torn;
+	p->write_torn = mode;
+	p->undo_seed = (uint64_t)n * 0x9e3779b97f4a7c15ull + (uint64_t)mode;
 }
 
 void pool_set_dirty_max(struct pool *p, uint64_t bytes)

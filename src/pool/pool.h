@@ -197,8 +197,12 @@ int vol_recv_abort(struct pool *p, const char *name);
 
 /*
  * After N more device writes, every write fails with -EIO as if the machine
- * had stopped; with TORN, the Nth write is cut in half.  -1 disables.
+ * had stopped; -1 disables.  MODE: POOL_TEST_TORN cuts the Nth write in
+ * half; POOL_TEST_LOST also undoes, at the stop, a random part of the
+ * writes since the last flush (a volatile write cache losing power).
  */
-void pool_test_write_limit(struct pool *p, long n, int torn);
+#define POOL_TEST_TORN 1
+#define POOL_TEST_LOST 2
+void pool_test_write_limit(struct pool *p, long n, int mode);
 
 #endif

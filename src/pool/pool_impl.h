@@ -98,8 +98,11 @@ struct pool {
 	uint64_t err_offset; /* byte offset of the leaf a failed object read stopped at */
 	char errmsg[POOL_ERRMSG_MAX];
 
-	long write_limit; /* test hook: writes left before the "crash"; -1 = off */
-	int write_torn;
+	long write_limit;       /* test hook: writes left before the "crash"; -1 = off */
+	int write_torn;         /* POOL_TEST_TORN | POOL_TEST_LOST */
+	struct pool_undo *undo; /* POOL_TEST_LOST: writes since the last flush */
+	size_t nundo;
+	uint64_t undo_seed;
 
 	/* intent log (zil.c) */
 	uint64_t zil_next; /* slot the next log block goes to; 0 = no log */

@@ -4,7 +4,9 @@
  * Crash: a fixed sequence of six single-commit operations (write, snapshot,
  * write, destroy a snapshot, clone, write to the clone) runs against a copy
  * of a template pool with the device "stopping" after n writes, for every
- * n from 0 to the number of writes the sequence makes, whole and torn.  The
+ * n from 0 to the number of writes the sequence makes, whole, torn, and with
+ * a random part of the writes since the last flush undone (power lost with
+ * a volatile write cache).  The
  * reopened pool must be exactly the state after the last operation that
  * returned success, or after the one that failed (its uberblock may have
  * reached the disk before the failing flush) - never anything else; scrub
@@ -25,6 +27,10 @@
 
 #define VSIZE (2u << 20)
 #define NOPS  6
+
+/* the stops: whole, torn, and with a random part of what was written since
+ * the last flush lost (a volatile write cache losing power) */
+static const int MODES[3] = {0, POOL_TEST_TORN, POOL_TEST_LOST};
 
 static uint8_t *model[NOPS + 1][2]; /* state k: content of v, of c (or NULL) */
 
@@ -196,7 +202,7 @@ static void test_crash_every_write(void **state)
 	t.p = NULL;
 	assert_true(total > 20);
 	/* every write point with ZONEVM_CRASH_ALL=1, else at least 110 of
-	 * them (whole and torn: at least 220 trials), from a random start so
+	 * them (whole, torn and lost: at least 330 trials), from a random start so
 	 * that successive runs cover different points (the seed is printed) */
 	long stride = getenv("ZONEVM_CRASH_ALL") ? 1 : total / 110 > 1 ? total / 110 : 1;
 	unsigned seed = getenv("ZONEVM_CRASH_SEED") ? (unsigned)atol(getenv("ZONEVM_CRASH_SEED"))
@@ -206,11 +212,11 @@ static void test_crash_every_write(void **state)
 	    "crash: seed %u (ZONEVM_CRASH_SEED), every %ld of %ld write points from %ld\n", seed,
 	    stride, total, first);
 	for (long n = first; n <= total; n += stride) {
-		for (int torn = 0; torn < 2; torn++) {
+		for (int torn = 0; torn < 3; torn++) { /* whole, torn, unflushed lost */
 			int ok = 0;
 			restore_template(&t);
 			p = tp_open(&t);
-			pool_test_write_limit(p, n, torn);
+			pool_test_write_limit(p, n, MODES[torn]);
 			while (ok < NOPS && run_op(p, ok + 1) == 0)
 				ok++;
 			pool_abandon(p);
@@ -409,13 +415,13 @@ static void test_intent_log(void **state)
 
 	/* a flush cut at every write point: what returned success is there */
 	for (long n = 0; n < 6; n++) {
-		for (int torn = 0; torn < 2; torn++) {
-			uint64_t seed = 100 + (uint64_t)(n * 2 + torn);
+		for (int torn = 0; torn < 3; torn++) {
+			uint64_t seed = 100 + (uint64_t)(n * 3 + torn);
 			tp_write(p, "v", VSIZE - 4096, 4096, seed); /* a commit gives a log slot */
 			TP_OK(p, pool_sync(p));
 			tp_write(p, "v", 0, 300 << 10, seed);
 			TP_OK(p, vol_open(p, "v", &v));
-			pool_test_write_limit(p, n, torn);
+			pool_test_write_limit(p, n, MODES[torn]);
 			int r = vol_flush(v);
 			vol_close(v);
 			pool_abandon(p);
