@@ -269,6 +269,79 @@ static void flip(const char *path, uint64_t off)
 	close(fd);
 }
 
+/* The 2 MiB write of test_crash_autocommit, then pool_sync: 0 or an error. */
+static int autocommit_op(struct pool *p, const uint8_t *newc)
+{
+	struct vol *v;
+	int err = 0;
+
+	pool_set_dirty_max(p, 64 << 10);
+	TP_OK(p, vol_open(p, "v", &v));
+	for (uint64_t off = 0; off < VSIZE && !err; off += 32768)
+		err = vol_write(v, newc + off, 32768, off);
+	vol_close(v);
+	return err ? err : pool_sync(p);
+}
+
+/*
+ * Commits a write makes on its own (dirty data past dirty_max, here every
+ * 64 KiB) in the middle of a 2 MiB write, then pool_sync: stopped at write
+ * points whole, torn and lost, the volume must hold each block old or new
+ * (never anything else), all new once pool_sync returned, its snapshot
+ * intact, a clean scrub and exact accounting.
+ */
+static void test_crash_autocommit(void **state)
+{
+	struct tpool t;
+	struct pool *p;
+	int trials = 0;
+	uint8_t *newc = malloc(VSIZE), *now = malloc(VSIZE);
+	(void)state;
+
+	models();
+	make_template(&t);
+	tp_fill(newc, VSIZE, 7);
+	p = tp_open(&t); /* count the writes */
+	pool_test_write_limit(p, 1000000, 0);
+	TP_OK(p, autocommit_op(p, newc));
+	long total = 1000000 - p->write_limit;
+	pool_abandon(p);
+	assert_true(total > 40);
+	for (long n = 0; n <= total; n += total / 40) {
+		for (int mode = 0; mode < 3; mode++) {
+			restore_template(&t);
+			p = tp_open(&t);
+			pool_test_write_limit(p, n, MODES[mode]);
+			int err = autocommit_op(p, newc);
+			pool_abandon(p);
+			p = tp_open(&t);
+			struct vol *v;
+			TP_OK(p, vol_open(p, "v", &v));
+			TP_OK(p, vol_read(v, now, VSIZE, 0));
+			vol_close(v);
+			for (uint64_t off = 0; off < VSIZE; off += 4096)
+				if (memcmp(now + off, newc + off, 4096) &&
+				    (err == 0 || memcmp(now + off, model[0][0] + off, 4096)))
+					fail_msg("stop after %ld writes (mode %d, op %d): block at "
+					         "%llu is "
+					         "neither old nor new",
+					         n, MODES[mode], err, (unsigned long long)off);
+			assert_true(content_is(p, "v@a", model[0][0]));
+			struct pool_scrub_result sr;
+			TP_OK(p, pool_scrub(p, NULL, NULL, &sr));
+			check_accounting(p);
+			tp_close(&t);
+			trials++;
+		}
+	}
+	print_message("autocommit: %d trials over %ld write points, all consistent\n", trials,
+	              total);
+	free(newc);
+	free(now);
+	free(template_img);
+	tp_destroy(&t);
+}
+
 static void test_corruption(void **state)
 {
 	struct tpool t;
@@ -441,6 +514,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_crash_every_write),
+	    cmocka_unit_test(test_crash_autocommit),
 	    cmocka_unit_test(test_corruption),
 	    cmocka_unit_test(test_intent_log),
 	};
