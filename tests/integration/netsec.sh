@@ -301,11 +301,13 @@ check "no file of t0 left under the root (record, DHCP conf, hosts, leases, log)
 	"ls $ZONEVM_ROOT/nictags/; [ -z \"\$(ls $ZONEVM_ROOT/nictags/ | grep '^t0\.')\" ]"
 
 # --- real Debian guests (zonevm run --nic) ------------------------------------
-# Guest r1 (no allow flags) and r2 (allow_ip_spoofing, allow_mac_spoofing):
-# each gets its address by DHCP, pings the host, then tries a foreign source
-# IP and a changed MAC.  Then the VMMs are SIGKILLed: the guards clean up.
+# Guest r1 (no allow flags, max_bandwidth=50M) and r2 (allow_ip_spoofing,
+# allow_mac_spoofing): each gets its address by DHCP, pings the host, then
+# tries a foreign source IP and a changed MAC; r1 then measures its cap with
+# iperf3.  Then the VMMs are SIGKILLed: the guards clean up.
 check "nictag create t1 (10.9.2.1/24)" zonevm nictag create t1 --address 10.9.2.1/24
-real_script=$(guest_script '
+real_body='
+mac0=$(cat /sys/class/net/eth0/address)
 cat >/tmp/dhcp.sh <<EOS
 #!/bin/sh
 [ "\$1" = bound ] || exit 0
@@ -322,12 +324,35 @@ if ping -c 2 -W 2 -I 10.9.2.99 10.9.2.1 >/dev/null 2>&1; then echo spoof_ip=pass
 ip addr del 10.9.2.99/32 dev eth0
 ip link set eth0 address 02:00:00:00:99:99
 if ping -c 2 -W 2 10.9.2.1 >/dev/null 2>&1; then echo spoof_mac=passed; else echo spoof_mac=blocked; fi
+ip link set eth0 address $mac0
+'
+# r1 also measures its max_bandwidth=50M with iperf3 from its disk (vda):
+# the kit mounts it at /mnt and runs /mnt/zonevm-run.sh.
+bw_body='
+I="/mnt/lib64/ld-linux-x86-64.so.2 --library-path /mnt/lib /mnt/bin/iperf3"
+ping -c 1 -W 3 10.9.2.1 >/dev/null 2>&1
+echo bw_up=$($I -c 10.9.2.1 -t 7 -O 2 -f m 2>&1 | awk "/receiver/ { print \$(NF - 2) }")
+echo bw_down=$($I -c 10.9.2.1 -t 7 -O 2 -f m -R 2>&1 | awk "/receiver/ { print \$(NF - 2) }")
+'
+st=$WORK/iperf-root
+mkdir -p "$st/bin" "$st/lib" "$st/lib64"
+iperf=$(command -v iperf3)
+cp "$iperf" "$st/bin/iperf3"
+/lib64/ld-linux-x86-64.so.2 --list "$iperf" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' |
+	while read -r l; do cp -L "$l" "$st/lib/"; done
+cp -L /lib64/ld-linux-x86-64.so.2 "$st/lib64/"
+printf '%s\n' "$real_body" "$bw_body" "echo guest_done=yes" "sleep 600" >"$st/zonevm-run.sh"
+chmod 755 "$st/zonevm-run.sh"
+check "an ext4 disk with iperf3 for guest r1" \
+	mke2fs -q -F -t ext4 -O ^has_journal -m 0 -b 4096 -d "$st" "$WORK/iperf.img" 48M
+iperf3 -s -B 10.9.2.1 -D -I "$WORK/iperf3-t1.pid" >/dev/null 2>&1
+real_script=$(guest_script "$real_body
 echo guest_done=yes
-sleep 600
-')
+sleep 600")
 KC="console=ttyS0 panic=-1 quiet zonevm.script=$real_script"
 zonevm run --kernel "$KIT/vmlinuz" --initrd "$KIT/initrd.img" --mem 256M --vmid r1 \
-	--cmdline "$KC" --nic "tag=t1,ip=10.9.2.31/24,gateway=10.9.2.1,resolvers=10.9.2.53" \
+	--disk "$WORK/iperf.img" --cmdline "console=ttyS0 panic=-1 quiet zonevm.scriptdisk=vda" \
+	--nic "tag=t1,ip=10.9.2.31/24,gateway=10.9.2.1,resolvers=10.9.2.53,max_bandwidth=50M" \
 	</dev/null >"$WORK/r1.log" 2>&1 &
 pid_r1=$!
 zonevm run --kernel "$KIT/vmlinuz" --initrd "$KIT/initrd.img" --mem 256M --vmid r2 \
@@ -352,6 +377,16 @@ tap_check "real guest r1: foreign source IP blocked, drop_ip $(counter r1 drop_i
 tap_check "real guest r1: changed MAC blocked, drop_mac $(counter r1 drop_mac)" $? "$WORK/r1.log"
 [ "$(guest_val "$WORK/r2.log" spoof_ip)" = passed ] && [ "$(guest_val "$WORK/r2.log" spoof_mac)" = passed ]
 tap_check "real guest r2: allow_ip_spoofing and allow_mac_spoofing let both through" $? "$WORK/r2.log"
+up=$(guest_val "$WORK/r1.log" bw_up)
+down=$(guest_val "$WORK/r1.log" bw_down)
+echo "# real guest r1, max_bandwidth=50M: guest->host $up Mbit/s, host->guest $down Mbit/s"
+tc -s qdisc show dev zvmr1i0 >"$WORK/tc-r1.log" 2>&1
+tc -s qdisc show dev zvmr1n0 >>"$WORK/tc-r1.log" 2>&1
+within "guest->host" "$up" >"$WORK/bw.log"
+tap_check "real guest r1, max_bandwidth=50M: iperf3 guest->host $up Mbit/s (45-55)" $? "$WORK/tc-r1.log" "$WORK/r1.log"
+within "host->guest" "$down" >"$WORK/bw.log"
+tap_check "real guest r1, max_bandwidth=50M: iperf3 host->guest $down Mbit/s (45-55)" $? "$WORK/r1.log"
+kill "$(cat "$WORK/iperf3-t1.pid" 2>/dev/null)" 2>/dev/null
 kill -KILL $pid_r1 $pid_r2
 wait $pid_r1 $pid_r2 2>/dev/null
 check "real guests' VMMs SIGKILLed: tap, table, record removed by the guards" sh -c \
