@@ -66,7 +66,11 @@ while [ "$i" -lt "$TRIALS" ]; do
 	esac
 	pid=$!
 	sleep "0.0$(rand 8)$(rand 10)"
-	if kill -9 "$pid" 2>/dev/null; then
+	# clone+destroy runs in a subshell: freeze it (no next command can
+	# start), kill the zonevm it runs, then the subshell itself.
+	if kill -STOP "$pid" 2>/dev/null; then
+		pkill -KILL -P "$pid" 2>/dev/null || true
+		kill -9 "$pid" 2>/dev/null || true
 		killed=$((killed + 1))
 		wait "$pid" 2>/dev/null || true
 		finished=0
