@@ -260,6 +260,7 @@ int pool_io_flush(struct pool *p)
 		return -EIO;
 	if (fdatasync(p->fd) < 0)
 		return -errno;
+	p->ub_unflushed = 0;
 	undo_forget(p); /* flushed: no longer in the cache */
 	return 0;
 }

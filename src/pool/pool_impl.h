@@ -74,6 +74,7 @@ struct pool {
 	uint64_t txg;            /* last committed; the open txg is txg + 1 */
 	struct pool_ub ub;       /* last committed uberblock */
 	struct pool_ub ub_scrub; /* scrub_* of a scrub not committed yet (time 0: none) */
+	int ub_unflushed;        /* ub is written but not flushed yet (txg.c) */
 	uint64_t next_id;
 	struct pool_ds **ds; /* by id - 1; NULL = free slot */
 	size_t nds;

@@ -192,7 +192,16 @@ static int txg_sync_all(struct pool *p)
 	return pool_dir_sync(p);
 }
 
-int pool_txg_commit(struct pool *p)
+/*
+ * Commit the open txg.  DURABLE: the uberblock is flushed before this
+ * returns.  Without it (a commit only because dirty data piled up) the
+ * second fdatasync is left to the next flush of the device (the next
+ * commit's first one, vol_flush's, or a durable commit with nothing else
+ * to do): until then the previous uberblock may be the newest on disk, and
+ * its tree is intact, since frees wait two more commits and this commit's
+ * blocks were flushed before its uberblock was written.
+ */
+static int txg_commit(struct pool *p, int durable)
 {
 	struct pool_ub ub;
 	int err;
@@ -204,8 +213,13 @@ int pool_txg_commit(struct pool *p)
 	err = txg_sync_all(p);
 	if (err)
 		goto poison;
-	if (p->txg_blocks == 0 && !p->ub_scrub.scrub_time)
-		return 0; /* nothing changed (a scrub's result alone is a change) */
+	if (p->txg_blocks == 0 && !p->ub_scrub.scrub_time) {
+		/* nothing changed (a scrub's result alone is a change), but the
+		 * last uberblock may wait for its flush */
+		if (durable && p->ub_unflushed && (err = pool_io_flush(p)) != 0)
+			goto poison;
+		return 0;
+	}
 	err = pool_io_flush(p);
 	if (err)
 		goto poison;
@@ -226,8 +240,10 @@ int pool_txg_commit(struct pool *p)
 	ub.scrub_errors = sc->scrub_errors;
 	pool_cksum(&ub, offsetof(struct pool_ub, cksum), ub.cksum);
 	err = pool_ub_write(p, &ub);
-	if (!err)
+	if (!err && durable)
 		err = pool_io_flush(p);
+	else if (!err)
+		p->ub_unflushed = 1; /* pool_io_flush clears it */
 	if (err)
 		goto poison;
 	p->txg = ub.txg;
@@ -245,9 +261,14 @@ poison:
 	                cause);
 }
 
+int pool_txg_commit(struct pool *p)
+{
+	return txg_commit(p, 1);
+}
+
 int pool_txg_maybe_commit(struct pool *p)
 {
 	if (p->dirty_bytes < p->dirty_max)
 		return 0;
-	return pool_txg_commit(p);
+	return txg_commit(p, 0);
 }
