@@ -9,6 +9,7 @@
 #ifndef ZONEVM_CLI_H
 #define ZONEVM_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct cli_command {
@@ -37,6 +38,14 @@ int cmd_nic_main(int argc, char **argv);
  * malformed size, -ERANGE when it does not fit in 64 bits.
  */
 int cli_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Open a disk image or block device for a virtio-blk backend: O_DIRECT
+ * unless *writeback (cache=none, as QEMU's); on a file system without
+ * direct I/O (tmpfs) it goes through the page cache instead, sets
+ * *writeback and says so on stderr.  Returns the fd or -1 with errno set.
+ */
+int cli_open_disk(const char *path, bool read_only, bool *writeback);
 
 /* Print "zonevm: " + message to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

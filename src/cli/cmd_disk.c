@@ -26,14 +26,16 @@
 static void disk_usage(FILE *f)
 {
 	fprintf(f, "usage: zonevm disk serve --vhost-user SOCKET [--ro] [--serial ID]\n"
-	           "                         [--queues N] [--once] PATH\n"
+	           "                         [--queues N] [--cache none|writeback] [--once] PATH\n"
 	           "\n"
 	           "Serve PATH (a raw image file or a block device whose size is a multiple\n"
 	           "of 512) over vhost-user-blk on the UNIX socket SOCKET (created mode 0600)\n"
 	           "until SIGINT or SIGTERM; --once: until the first frontend leaves.\n"
 	           "  --ro          read-only: VIRTIO_BLK_F_RO, writes fail\n"
 	           "  --serial ID   the disk's id (up to 20 bytes)\n"
-	           "  --queues N    request queues offered (1 to 64, default 1)\n");
+	           "  --queues N    request queues offered (1 to 64, default 1)\n"
+	           "  --cache MODE  none (default: O_DIRECT, bypasses the host's page cache)\n"
+	           "                or writeback (through the page cache)\n");
 }
 
 static int disk_serve(int argc, char **argv)
@@ -44,6 +46,7 @@ static int disk_serve(int argc, char **argv)
 	    {"serial", required_argument, NULL, 'i'},
 	    {"queues", required_argument, NULL, 'q'},
 	    {"once", no_argument, NULL, 'o'},
+	    {"cache", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -54,6 +57,7 @@ static int disk_serve(int argc, char **argv)
 	sigset_t sigs;
 	char err[512], *end;
 	unsigned long n;
+	bool writeback = false;
 	int c, fd, r;
 
 	optind = 1;
@@ -85,6 +89,13 @@ static int disk_serve(int argc, char **argv)
 		case 'o':
 			o.once = true;
 			break;
+		case 'c':
+			if (strcmp(optarg, "none") && strcmp(optarg, "writeback")) {
+				cli_err("--cache: \"%s\" is not none or writeback", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			writeback = !strcmp(optarg, "writeback");
+			break;
 		case 'h':
 			disk_usage(stdout);
 			return CLI_EXIT_OK;
@@ -99,7 +110,7 @@ static int disk_serve(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	o.blk.name = argv[optind];
-	fd = open(o.blk.name, (o.blk.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	fd = cli_open_disk(o.blk.name, o.blk.read_only, &writeback);
 	if (fd < 0) {
 		cli_err("cannot open disk \"%s\": %s", o.blk.name, strerror(errno));
 		return CLI_EXIT_ERROR;

@@ -193,19 +193,10 @@ static int parse_disk(char *spec, struct vmm_disk *d, const char **vol)
  */
 static int open_disk(struct vmm_disk *d)
 {
-	int flags = (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	struct stat st;
 	uint64_t size = 0;
 
-	d->fd = open(d->name, flags | (d->writeback ? 0 : O_DIRECT));
-	if (d->fd < 0 && errno == EINVAL && !d->writeback) {
-		fprintf(stderr,
-		        "zonevm: disk \"%s\": its file system has no direct I/O; using the "
-		        "host page cache (cache=writeback)\n",
-		        d->name);
-		d->writeback = true;
-		d->fd = open(d->name, flags);
-	}
+	d->fd = cli_open_disk(d->name, d->read_only, &d->writeback);
 	if (d->fd < 0) {
 		cli_err("cannot open disk \"%s\"%s: %s", d->name, d->read_only ? " read-only" : "",
 		        strerror(errno));

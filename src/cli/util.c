@@ -2,6 +2,7 @@
  * util.c - small parsers and message helpers shared by the subcommands.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,4 +81,20 @@ int cli_parse_size(const char *s, uint64_t *out)
 		return -ERANGE;
 	*out = whole * mult + (uint64_t)llround(f);
 	return 0;
+}
+
+int cli_open_disk(const char *path, bool read_only, bool *writeback)
+{
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int fd = open(path, flags | (*writeback ? 0 : O_DIRECT));
+
+	if (fd < 0 && errno == EINVAL && !*writeback) {
+		fprintf(stderr,
+		        "zonevm: disk \"%s\": its file system has no direct I/O; using the "
+		        "host page cache (cache=writeback)\n",
+		        path);
+		*writeback = true;
+		fd = open(path, flags);
+	}
+	return fd;
 }
