@@ -321,7 +321,13 @@ echo lease=$(cat /tmp/lease)
 ping -c 2 -W 3 10.9.2.1 >/dev/null 2>&1 && echo ping_host=ok
 ip addr add 10.9.2.99/32 dev eth0
 if ping -c 2 -W 2 -I 10.9.2.99 10.9.2.1 >/dev/null 2>&1; then echo spoof_ip=passed; else echo spoof_ip=blocked; fi
+if arping -c 2 -w 3 -I eth0 -s 10.9.2.99 10.9.2.1 >/dev/null 2>&1; then echo spoof_arp=passed; else echo spoof_arp=blocked; fi
 ip addr del 10.9.2.99/32 dev eth0
+printf "start 10.9.2.200\nend 10.9.2.210\ninterface eth0\nlease_file /tmp/udhcpd.leases\nopt router 10.9.2.99\n" >/tmp/udhcpd.conf
+: >/tmp/udhcpd.leases
+udhcpd /tmp/udhcpd.conf && echo dhcp_server=started
+sleep 2
+for i in 1 2 3 4; do udhcpc -i eth0 -n -q -t 1 -T 1 -s /bin/true >/dev/null 2>&1; sleep 1; done
 ip link set eth0 address 02:00:00:00:99:99
 if ping -c 2 -W 2 10.9.2.1 >/dev/null 2>&1; then echo spoof_mac=passed; else echo spoof_mac=blocked; fi
 ip link set eth0 address $mac0
@@ -377,6 +383,17 @@ tap_check "real guest r1: foreign source IP blocked, drop_ip $(counter r1 drop_i
 tap_check "real guest r1: changed MAC blocked, drop_mac $(counter r1 drop_mac)" $? "$WORK/r1.log"
 [ "$(guest_val "$WORK/r2.log" spoof_ip)" = passed ] && [ "$(guest_val "$WORK/r2.log" spoof_mac)" = passed ]
 tap_check "real guest r2: allow_ip_spoofing and allow_mac_spoofing let both through" $? "$WORK/r2.log"
+[ "$(guest_val "$WORK/r1.log" spoof_arp)" = blocked ] && [ "$(counter r1 drop_arp)" -gt 0 ]
+tap_check "real guest r1: ARP with a foreign sender IP (arping -s) blocked, drop_arp $(counter r1 drop_arp)" $? "$WORK/r1.log"
+[ "$(guest_val "$WORK/r2.log" spoof_arp)" = passed ]
+tap_check "real guest r2: allow_ip_spoofing lets the same ARP through" $? "$WORK/r2.log"
+# Both guests run udhcpd and then ask for leases a few times: each one's
+# server answers the other's discover, and its offers stop at its own tap.
+d1=$(counter r1 drop_dhcp)
+d2=$(counter r2 drop_dhcp)
+[ "$(guest_val "$WORK/r1.log" dhcp_server)" = started ] &&
+	[ "$(guest_val "$WORK/r2.log" dhcp_server)" = started ] && [ $((d1 + d2)) -gt 0 ]
+tap_check "real guests running a DHCP server (udhcpd): its offers are dropped, drop_dhcp r1 $d1, r2 $d2" $? "$WORK/r1.log" "$WORK/r2.log"
 up=$(guest_val "$WORK/r1.log" bw_up)
 down=$(guest_val "$WORK/r1.log" bw_down)
 echo "# real guest r1, max_bandwidth=50M: guest->host $up Mbit/s, host->guest $down Mbit/s"
