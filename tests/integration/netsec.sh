@@ -301,11 +301,44 @@ check "no file of t0 left under the root (record, DHCP conf, hosts, leases, log)
 	"ls $ZONEVM_ROOT/nictags/; [ -z \"\$(ls $ZONEVM_ROOT/nictags/ | grep '^t0\.')\" ]"
 
 # --- real Debian guests (zonevm run --nic) ------------------------------------
-# Guest r1 (no allow flags, max_bandwidth=50M) and r2 (allow_ip_spoofing,
-# allow_mac_spoofing): each gets its address by DHCP, pings the host, then
-# tries a foreign source IP and a changed MAC; r1 then measures its cap with
-# iperf3.  Then the VMMs are SIGKILLed: the guards clean up.
+# Four unmodified Debian guests of the guest kit on nic tag t1.  Each runs a
+# role script from its own ext4 disk, which also holds iperf3 and nicwire
+# with their libraries (the kit mounts vda at /mnt and runs zonevm-run.sh;
+# the role comes from netsec.role= on the kernel command line):
+#   r1 (no allow flags, max_bandwidth=50M) and r2 (allow_ip_spoofing,
+#   allow_mac_spoofing, allow_restricted_traffic): DHCP, ping the host, then
+#   a foreign source IP, ARP with a foreign sender IP, a DHCP server, a
+#   changed MAC and raw frames of a non-IP ethertype (`nicwire send`); r1
+#   then measures its cap with iperf3.
+#   r3 and r4 on vlan 10 (static addresses, as dnsmasq serves VLAN 1 only):
+#   r3 reaches r4 but neither the host nor two namespace guests on vlan 20;
+#   r2 (untagged) then reaches the host but not r3 or r4.
+# Gates order the steps: the host adds 10.9.2.250 to t1 once r3 and r4 are
+# done (r2 waits for it before trying vlan 10), and 10.9.2.251 once r2, r3
+# and r4 are done (r1 waits for it, so iperf3 runs while the others idle).
+# Then the VMMs are SIGKILLed: the guards clean up.
 check "nictag create t1 (10.9.2.1/24)" zonevm nictag create t1 --address 10.9.2.1/24
+for g in gv1 gv2; do ip netns del $g 2>/dev/null; guest $g; done
+check "namespace guest v1 on vlan 20 of t1" vm v1 gv1 "tag=t1,ip=10.9.2.43/24,vlan=20"
+check "namespace guest v2 on vlan 20 of t1" vm v2 gv2 "tag=t1,ip=10.9.2.44/24,vlan=20"
+in_ns gv1 ip addr add 10.9.2.43/24 dev eth0
+in_ns gv2 ip addr add 10.9.2.44/24 dev eth0
+check "namespace guests on vlan 20 reach each other" in_ns gv1 "$bb" ping -c 2 -W 2 10.9.2.44
+# Frames of EtherType 0x88b5 entering t1 from r1's or r2's tap, counted by the
+# host's bridge on local delivery (after the guests' rules at prerouting).
+nft -f - <<'EON'
+table bridge netsec_obs {
+	counter r1 { }
+	counter r2 { }
+	chain in {
+		type filter hook input priority 0; policy accept;
+		iifname "zvmr1n0" ether type 0x88b5 counter name "r1"
+		iifname "zvmr2n0" ether type 0x88b5 counter name "r2"
+	}
+}
+EON
+obs() { nft list counter bridge netsec_obs "$1" | awk '/packets/ { print $2 }'; }
+
 real_body='
 mac0=$(cat /sys/class/net/eth0/address)
 cat >/tmp/dhcp.sh <<EOS
@@ -331,44 +364,96 @@ for i in 1 2 3 4; do udhcpc -i eth0 -n -q -t 1 -T 1 -s /bin/true >/dev/null 2>&1
 ip link set eth0 address 02:00:00:00:99:99
 if ping -c 2 -W 2 10.9.2.1 >/dev/null 2>&1; then echo spoof_mac=passed; else echo spoof_mac=blocked; fi
 ip link set eth0 address $mac0
+m=$(echo $mac0 | tr -d :)
+n=0
+for i in 1 2 3; do $NW send eth0 "ffffffffffff $m 88b5 7a6f6e65766d" && n=$((n + 1)); done
+echo restricted_sent=$n
 '
-# r1 also measures its max_bandwidth=50M with iperf3 from its disk (vda):
-# the kit mounts it at /mnt and runs /mnt/zonevm-run.sh.
+# r1 measures its max_bandwidth=50M once the other guests are done.
 bw_body='
-I="/mnt/lib64/ld-linux-x86-64.so.2 --library-path /mnt/lib /mnt/bin/iperf3"
+gate 10.9.2.251
 ping -c 1 -W 3 10.9.2.1 >/dev/null 2>&1
 echo bw_up=$($I -c 10.9.2.1 -t 7 -O 2 -f m 2>&1 | awk "/receiver/ { print \$(NF - 2) }")
 echo bw_down=$($I -c 10.9.2.1 -t 7 -O 2 -f m -R 2>&1 | awk "/receiver/ { print \$(NF - 2) }")
 '
-st=$WORK/iperf-root
+# reached ADDR...: the addresses that answer a ping, or "none".
+# r2, untagged, tries vlan 10 once r3 and r4 have their addresses.
+untagged_body='
+gate 10.9.2.250
+ping -c 2 -W 3 10.9.2.1 >/dev/null 2>&1 && echo gated_ping_host=ok
+echo untagged_reached=$(reached 10.9.2.41 10.9.2.42)
+'
+vlan_body='
+ip link set eth0 up
+ip addr add $1/24 dev eth0
+[ -z "$2" ] && exit 0
+s=no
+for i in $(seq 60); do ping -c 1 -W 1 $2 >/dev/null 2>&1 && { s=yes; break; }; done
+echo vlan_same=$s
+echo vlan10_reached=$(reached 10.9.2.1 10.9.2.43 10.9.2.44)
+'
+st=$WORK/guest-root
 mkdir -p "$st/bin" "$st/lib" "$st/lib64"
-iperf=$(command -v iperf3)
-cp "$iperf" "$st/bin/iperf3"
-/lib64/ld-linux-x86-64.so.2 --list "$iperf" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' |
-	while read -r l; do cp -L "$l" "$st/lib/"; done
 cp -L /lib64/ld-linux-x86-64.so.2 "$st/lib64/"
-printf '%s\n' "$real_body" "$bw_body" "echo guest_done=yes" "sleep 600" >"$st/zonevm-run.sh"
-chmod 755 "$st/zonevm-run.sh"
-check "an ext4 disk with iperf3 for guest r1" \
-	mke2fs -q -F -t ext4 -O ^has_journal -m 0 -b 4096 -d "$st" "$WORK/iperf.img" 48M
-iperf3 -s -B 10.9.2.1 -D -I "$WORK/iperf3-t1.pid" >/dev/null 2>&1
-real_script=$(guest_script "$real_body
+for p in iperf3 nicwire; do
+	b=$(command -v $p || echo "$NICWIRE")
+	cp "$b" "$st/bin/$p"
+	/lib64/ld-linux-x86-64.so.2 --list "$b" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' |
+		while read -r l; do cp -L "$l" "$st/lib/"; done
+done
+printf '%s\n' "$real_body" "$bw_body" >"$st/r1.sh"
+printf '%s\n' "$real_body" "$untagged_body" >"$st/r2.sh"
+printf '%s\n' "$vlan_body" >"$st/vlan.sh"
+cat >"$st/zonevm-run.sh" <<'EOS'
+L="/mnt/lib64/ld-linux-x86-64.so.2 --library-path /mnt/lib"
+I="$L /mnt/bin/iperf3"
+NW="$L /mnt/bin/nicwire"
+gate() { # IP: wait until the host adds IP to t1
+	for i in $(seq 100); do ping -c 1 -W 1 $1 >/dev/null 2>&1 && return 0; sleep 1; done
+	echo gate_$1=timeout
+}
+reached() {
+	r=
+	for a in "$@"; do ping -c 2 -W 1 $a >/dev/null 2>&1 && r="$r$a,"; done
+	echo ${r:-none}
+}
+role=$(sed -n 's/.*netsec\.role=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
+case $role in
+r3) (set -- 10.9.2.41 10.9.2.42 && . ./vlan.sh) ;;
+r4) (set -- 10.9.2.42 && . ./vlan.sh) ;;
+*) . ./$role.sh ;;
+esac
 echo guest_done=yes
-sleep 600")
-KC="console=ttyS0 panic=-1 quiet zonevm.script=$real_script"
-zonevm run --kernel "$KIT/vmlinuz" --initrd "$KIT/initrd.img" --mem 256M --vmid r1 \
-	--disk "$WORK/iperf.img" --cmdline "console=ttyS0 panic=-1 quiet zonevm.scriptdisk=vda" \
-	--nic "tag=t1,ip=10.9.2.31/24,gateway=10.9.2.1,resolvers=10.9.2.53,max_bandwidth=50M" \
-	</dev/null >"$WORK/r1.log" 2>&1 &
-pid_r1=$!
-zonevm run --kernel "$KIT/vmlinuz" --initrd "$KIT/initrd.img" --mem 256M --vmid r2 \
-	--cmdline "$KC" --nic "tag=t1,ip=10.9.2.32/24,allow_ip_spoofing,allow_mac_spoofing" \
-	</dev/null >"$WORK/r2.log" 2>&1 &
-pid_r2=$!
-for _ in $(seq 180); do
-	[ "$(guest_val "$WORK/r1.log" guest_done)" = yes ] &&
-		[ "$(guest_val "$WORK/r2.log" guest_done)" = yes ] && break
-	kill -0 $pid_r1 2>/dev/null || kill -0 $pid_r2 2>/dev/null || break
+sleep 600
+EOS
+chmod 755 "$st/zonevm-run.sh"
+check "an ext4 disk with iperf3, nicwire and the role scripts for each real guest" sh -c \
+	"for r in r1 r2 r3 r4; do mke2fs -q -F -t ext4 -O ^has_journal -m 0 -b 4096 -d $st $WORK/\$r.img 48M || exit 1; done"
+iperf3 -s -B 10.9.2.1 -D -I "$WORK/iperf3-t1.pid" >/dev/null 2>&1
+# real VMID MEM NIC: boot a real guest with role VMID, its disk and NIC.
+real() {
+	zonevm run --kernel "$KIT/vmlinuz" --initrd "$KIT/initrd.img" --mem "$2" --vmid "$1" \
+		--disk "$WORK/$1.img" \
+		--cmdline "console=ttyS0 panic=-1 quiet zonevm.scriptdisk=vda netsec.role=$1" \
+		--nic "$3" </dev/null >"$WORK/$1.log" 2>&1 &
+	eval "pid_$1=$!"
+}
+real r1 256M "tag=t1,ip=10.9.2.31/24,gateway=10.9.2.1,resolvers=10.9.2.53,max_bandwidth=50M"
+real r2 256M "tag=t1,ip=10.9.2.32/24,allow_ip_spoofing,allow_mac_spoofing,allow_restricted_traffic"
+real r3 128M "tag=t1,ip=10.9.2.41/24,vlan=10"
+real r4 128M "tag=t1,ip=10.9.2.42/24,vlan=10"
+done_() { [ "$(guest_val "$WORK/$1.log" guest_done)" = yes ]; }
+for _ in $(seq 300); do
+	if done_ r3 && done_ r4 && ! ip -o addr show t1 | grep -q 10.9.2.250/; then
+		ip addr add 10.9.2.250/24 dev t1
+	fi
+	if done_ r2 && done_ r3 && done_ r4 && ! ip -o addr show t1 | grep -q 10.9.2.251/; then
+		ip addr add 10.9.2.251/24 dev t1
+	fi
+	done_ r1 && done_ r2 && done_ r3 && done_ r4 && break
+	for r in r1 r2 r3 r4; do
+		eval "kill -0 \$pid_$r" 2>/dev/null || { echo "# VMM $r ended"; break 2; }
+	done
 	sleep 1
 done
 [ "$(guest_val "$WORK/r1.log" lease)" = "10.9.2.31/24,10.9.2.1,10.9.2.53" ]
@@ -394,6 +479,24 @@ d2=$(counter r2 drop_dhcp)
 [ "$(guest_val "$WORK/r1.log" dhcp_server)" = started ] &&
 	[ "$(guest_val "$WORK/r2.log" dhcp_server)" = started ] && [ $((d1 + d2)) -gt 0 ]
 tap_check "real guests running a DHCP server (udhcpd): its offers are dropped, drop_dhcp r1 $d1, r2 $d2" $? "$WORK/r1.log" "$WORK/r2.log"
+# Three raw frames of EtherType 0x88b5 from each guest (nicwire on its disk).
+x1=$(counter r1 drop_restricted)
+o1=$(obs r1)
+[ "$(guest_val "$WORK/r1.log" restricted_sent)" = 3 ] && [ "${x1:-0}" -ge 3 ] && [ "$o1" = 0 ]
+tap_check "real guest r1: non-IP ethertype frames blocked, drop_restricted $x1, reached t1 $o1" $? "$WORK/r1.log"
+x2=$(counter r2 drop_restricted)
+o2=$(obs r2)
+[ "$(guest_val "$WORK/r2.log" restricted_sent)" = 3 ] && [ "$x2" = 0 ] && [ "${o2:-0}" -ge 3 ]
+tap_check "real guest r2: allow_restricted_traffic lets them reach t1 ($o2 seen), drop_restricted $x2" $? "$WORK/r2.log"
+# VLANs
+[ "$(guest_val "$WORK/r3.log" vlan_same)" = yes ]
+tap_check "real guests on vlan 10: r3 reaches r4" $? "$WORK/r3.log" "$WORK/r4.log"
+v=$(guest_val "$WORK/r3.log" vlan10_reached)
+[ "$v" = none ]
+tap_check "real guest r3 (vlan 10) reaches neither the host nor the vlan 20 guests (reached: $v)" $? "$WORK/r3.log"
+u=$(guest_val "$WORK/r2.log" untagged_reached)
+[ "$(guest_val "$WORK/r2.log" gated_ping_host)" = ok ] && [ "$u" = none ]
+tap_check "real guest r2 (untagged) reaches the host but not r3 or r4 on vlan 10 (reached: $u)" $? "$WORK/r2.log"
 up=$(guest_val "$WORK/r1.log" bw_up)
 down=$(guest_val "$WORK/r1.log" bw_down)
 echo "# real guest r1, max_bandwidth=50M: guest->host $up Mbit/s, host->guest $down Mbit/s"
@@ -404,12 +507,15 @@ tap_check "real guest r1, max_bandwidth=50M: iperf3 guest->host $up Mbit/s (45-5
 within "host->guest" "$down" >"$WORK/bw.log"
 tap_check "real guest r1, max_bandwidth=50M: iperf3 host->guest $down Mbit/s (45-55)" $? "$WORK/r1.log"
 kill "$(cat "$WORK/iperf3-t1.pid" 2>/dev/null)" 2>/dev/null
-kill -KILL $pid_r1 $pid_r2
-wait $pid_r1 $pid_r2 2>/dev/null
-check "real guests' VMMs SIGKILLed: tap, table, record removed by the guards" sh -c \
-	"for i in \$(seq 50); do [ -z \"\$(ip -o link | grep -E 'zvmr[12]')\$(nft list tables | grep zonevm_r)\$(ls $ZONEVM_ROOT/netvms/*.json 2>/dev/null)\" ] && exit 0; sleep 0.1; done; ip -o link | grep zvm; nft list tables; exit 1"
+kill -KILL "$pid_r1" "$pid_r2" "$pid_r3" "$pid_r4"
+wait "$pid_r1" "$pid_r2" "$pid_r3" "$pid_r4" 2>/dev/null
+kill -TERM "$pid_v1" "$pid_v2"
+wait "$pid_v1" "$pid_v2"
+check "real guests' VMMs SIGKILLed: taps, tables, records removed by the guards" sh -c \
+	"for i in \$(seq 50); do [ -z \"\$(ip -o link | grep -E 'zvm[rv][0-9]')\$(nft list tables | grep zonevm_)\$(ls $ZONEVM_ROOT/netvms/*.json 2>/dev/null)\" ] && exit 0; sleep 0.1; done; ip -o link | grep zvm; nft list tables; exit 1"
+nft delete table bridge netsec_obs
 check "nictag delete t1" zonevm nictag delete t1
 
-for g in ga gb gc1 gc2 gc3 gc4 gd ge gf gg; do ip netns del $g; done
+for g in ga gb gc1 gc2 gc3 gc4 gd ge gf gg gv1 gv2; do ip netns del $g; done
 nft delete table netdev netsec
 tap_end
