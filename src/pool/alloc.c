@@ -193,10 +193,12 @@ uint64_t pool_alloc_free_bytes(const struct pool *p)
 
 int pool_alloc_reserve_check(struct pool *p, uint64_t bytes)
 {
-	/* room for the dirty leaves, one L1 each, and a slop for upper levels,
-	 * deadlists and the directory */
+	/* room for the dirty leaves (but those written ahead, which hold their
+	 * sectors already), one L1 each, and a slop for upper levels, deadlists
+	 * and the directory */
 	uint64_t slop = (1ull << 20) + (p->end_sector - p->first_sector) * POOL_SECTOR / 128;
-	uint64_t need = p->dirty_bytes + bytes + (p->dirty_leaves + bytes / 4096 + 1) * 1024 + slop;
+	uint64_t need = p->dirty_bytes - p->dirty_ahead + bytes +
+	                (p->dirty_leaves + bytes / 4096 + 1) * 1024 + slop;
 
 	return need <= pool_alloc_free_bytes(p) ? 0 : -ENOSPC;
 }

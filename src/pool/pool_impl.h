@@ -29,11 +29,17 @@
 #include "format.h"
 #include "pool.h"
 
-/* One dirty leaf of an object: blocksize bytes, or NULL for a hole. */
+/*
+ * One dirty leaf of an object: blocksize bytes in DATA; or, for a volume
+ * leaf written whole, the block already written ahead to the device (BP,
+ * born in the open txg, in no tree until the commit puts it in; DATA is
+ * NULL); or neither: a hole.
+ */
 struct pool_dbuf {
 	uint64_t blkid;
 	uint8_t *data;
-	int logged; /* already in the intent log */
+	struct pool_bp bp; /* addr != 0: written ahead */
+	int logged;        /* already in the intent log */
 	struct pool_dbuf *next;
 };
 
@@ -90,7 +96,9 @@ struct pool {
 
 	/* dirty data (tree.c, vol.c) */
 	uint64_t dirty_bytes, dirty_max, dirty_leaves;
-	uint64_t txg_blocks; /* blocks written in the open txg */
+	uint64_t dirty_ahead; /* of dirty_bytes, leaves written ahead (allocated already) */
+	int wbuf_stable;      /* callers' write buffers outlive the stage (recv.c) */
+	uint64_t txg_blocks;  /* blocks written in the open txg */
 
 	int poisoned;          /* an earlier commit failed: -ECANCELED until reopened */
 	int walk_tolerant;     /* walks skip unreadable indirect blocks (open, scrub) */
@@ -204,6 +212,8 @@ int pool_blk_stage_flush(struct pool *p);
 int pool_blk_read(struct pool *p, const struct pool_bp *bp, void *buf);
 /* The same for a block that is not a hole and missed the ARC (pool_arc_peek). */
 int pool_blk_read_device(struct pool *p, const struct pool_bp *bp, void *buf);
+/* The same without putting the block in the ARC. */
+int pool_blk_read_uncached(struct pool *p, const struct pool_bp *bp, void *buf);
 /* Read and verify without the cache and without decompressing into BUF. */
 int pool_blk_verify(struct pool *p, const struct pool_bp *bp);
 int pool_blk_init(struct pool *p);
@@ -224,7 +234,12 @@ void pool_arc_stats(const struct pool *p, struct pool_arc_stats *st);
 
 /* tree.c */
 void pool_obj_init(struct pool_obj *o, const struct pool_objdesc *d, struct pool_ds *ds);
+/* Drop the dirty leaves (blocks written ahead are freed). */
 void pool_obj_discard(struct pool *p, struct pool_obj *o);
+/* Forget the dirty leaves once a sync put them in the tree. */
+void pool_obj_clean(struct pool *p, struct pool_obj *o);
+/* Drop dirty leaf B of O (unlinked by the caller). */
+void pool_dbuf_drop(struct pool *p, struct pool_obj *o, struct pool_dbuf *b);
 int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uint64_t off);
 int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t len, uint64_t off);
 /* Make whole blocks [first, last] holes. */

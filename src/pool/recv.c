@@ -26,6 +26,7 @@
 #include "stream.h"
 
 #define TMP_SUFFIX "%recv"
+#define RECV_ARENA ((1u << 20) + POOL_STREAM_MAXPAY + sizeof(struct pool_rec))
 
 /*
  * Stream input.  A record costs one read: the read of a payload also asks
@@ -163,40 +164,71 @@ static int recv_target(struct pool *p, const char *name, const struct pool_rec_b
 	return pool_txg_commit(p);
 }
 
-/* Apply WRITE/FREE records until END. */
+/* Write out the blocks staged from the payload arena before it is reused. */
+static int recv_stage_out(struct pool *p)
+{
+	int err = pool_blk_stage_flush(p);
+
+	if (err) { /* leaves written ahead point at blocks not on the device */
+		p->poisoned = err;
+		return pool_err(p, err, "pool \"%s\": write failed: %s", p->name, strerror(-err));
+	}
+	return 0;
+}
+
+/*
+ * Apply WRITE/FREE records until END.  Payloads are read one after another
+ * into the arena PAY (RECV_ARENA bytes), and whole leaves are written ahead
+ * from there by reference (tree.c, p->wbuf_stable): no copy into dirty
+ * buffers, and the stage goes out in runs of up to 1 MiB, written out
+ * before the arena wraps and before this returns.
+ */
 static int recv_records(struct pool *p, struct rec_in *in, struct pool_ds *t,
                         const struct pool_rec *begin, uint8_t *pay)
 {
 	struct vol v = {.p = p, .id = t->r.id};
 	struct pool_rec h;
 	uint64_t nrec = 1, run[2] = {0, 0};
+	size_t pos = 0;
 	int err;
 
 	pool_stream_chain(run, begin->cksum);
+	p->wbuf_stable = 1;
 	for (;;) {
-		err = read_rec(p, in, &h, pay);
+		if (pos + POOL_STREAM_MAXPAY + sizeof(struct pool_rec) > RECV_ARENA) {
+			if ((err = recv_stage_out(p)) != 0)
+				break;
+			pos = 0;
+		}
+		err = read_rec(p, in, &h, pay + pos);
 		if (err)
-			return err;
+			break;
 		if (h.type == POOL_REC_END) {
 			struct pool_rec_end e;
-			memcpy(&e, pay, sizeof(e));
+			memcpy(&e, pay + pos, sizeof(e));
 			if (e.nrecords != nrec || !pool_cksum_eq(e.cksum, run))
-				return -EBADMSG;
-			return 0;
+				err = -EBADMSG;
+			break;
 		}
 		if (h.type == POOL_REC_BEGIN || h.offset < t->r.recv_offset ||
-		    h.offset > t->obj.d.size || h.length > t->obj.d.size - h.offset)
-			return -EBADMSG;
+		    h.offset > t->obj.d.size || h.length > t->obj.d.size - h.offset) {
+			err = -EBADMSG;
+			break;
+		}
 		if (h.type == POOL_REC_WRITE)
-			err = vol_write(&v, pay, h.payload_len, h.offset);
+			err = vol_write(&v, pay + pos, h.payload_len, h.offset);
 		else
 			err = vol_punch(&v, h.offset, h.length);
 		if (err)
-			return err;
+			break;
+		pos += h.payload_len;
 		pool_stream_chain(run, h.cksum);
 		nrec++;
 		t->r.recv_offset = h.offset + h.length; /* committed with the data */
 	}
+	p->wbuf_stable = 0;
+	int ferr = recv_stage_out(p);
+	return err ? err : ferr;
 }
 
 /* Make the received volume appear: one txg. */
@@ -260,7 +292,7 @@ int vol_recv(struct pool *p, const char *name, int fd, int resumable)
 	if (pool_name_check(name, 0))
 		return pool_err(p, -EINVAL, "invalid volume name \"%s/%s\"", p->name, name);
 	struct rec_in in = {.fd = fd};
-	pay = malloc(POOL_STREAM_MAXPAY + sizeof(struct pool_rec));
+	pay = malloc(RECV_ARENA);
 	if (!pay)
 		return -ENOMEM;
 	err = read_rec(p, &in, &h, pay);

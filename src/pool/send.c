@@ -18,8 +18,9 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t */
+#define XXH_DISPATCH_DISABLE_REPLACE
+#include <xxh_x86dispatch.h>
 
 #include "pool_impl.h"
 #include "stream.h"
@@ -48,8 +49,8 @@ static void rec_cksum(const struct pool_rec *h, const void *payload, uint64_t ou
 	c.cksum[0] = c.cksum[1] = 0;
 	XXH3_128bits_reset(&st);
 	XXH3_128bits_update(&st, &c, sizeof(c));
-	if (h->payload_len)
-		XXH3_128bits_update(&st, payload, h->payload_len);
+	if (h->payload_len) /* the vector code, as pool_cksum (blk.c) */
+		XXH3_128bits_update_dispatch(&st, payload, h->payload_len);
 	XXH128_hash_t r = XXH3_128bits_digest(&st);
 	out[0] = r.low64;
 	out[1] = r.high64;
@@ -139,10 +140,12 @@ static int send_fn(struct pool *p, void *arg, const struct pool_bp *bp, int leve
 	}
 	if (level > 0)
 		return 0;
-	/* a cached leaf is sent from the cache (emit touches no other block) */
+	/* a cached leaf is sent from the cache (emit touches no other block);
+	 * others are not cached: a send reads each block once, and would push
+	 * out of the ARC what the volume's users read again */
 	const uint8_t *data = pool_arc_peek(p, bp);
 	if (!data) {
-		err = pool_blk_read_device(p, bp, c->buf);
+		err = pool_blk_read_uncached(p, bp, c->buf);
 		if (err)
 			return err;
 		data = c->buf;

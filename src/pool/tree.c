@@ -105,23 +105,67 @@ static int dbuf_get(struct pool *p, struct pool_obj *o, uint64_t blkid, struct p
 	return 0;
 }
 
-void pool_obj_discard(struct pool *p, struct pool_obj *o)
+/* The block B was written ahead to goes back: born in the open txg, at once. */
+static void dbuf_unwrite(struct pool *p, struct pool_dbuf *b, bool free_block)
+{
+	if (!b->bp.addr)
+		return;
+	if (free_block && p->bitmap)
+		pool_alloc_free(p, &b->bp);
+	p->dirty_ahead -= b->bp.lsize;
+	memset(&b->bp, 0, sizeof(b->bp));
+}
+
+static void dbuf_drop(struct pool *p, struct pool_obj *o, struct pool_dbuf *b, bool free_block)
+{
+	if (b->data || b->bp.addr)
+		p->dirty_bytes -= o->d.blocksize;
+	dbuf_unwrite(p, b, free_block);
+	p->dirty_leaves--;
+	free(b->data);
+	free(b);
+}
+
+void pool_dbuf_drop(struct pool *p, struct pool_obj *o, struct pool_dbuf *b)
+{
+	dbuf_drop(p, o, b, true);
+}
+
+/* Take back the entry of BLKID that a failed write just made (no data). */
+static void dbuf_undo_new(struct pool *p, struct pool_obj *o, uint64_t blkid)
+{
+	struct pool_dbuf **pp = dbuf_slot(o, blkid), *b = pp ? *pp : NULL;
+
+	if (!b)
+		return;
+	*pp = b->next;
+	o->ndirty--;
+	dbuf_drop(p, o, b, true);
+}
+
+static void obj_drop_all(struct pool *p, struct pool_obj *o, bool synced)
 {
 	for (size_t i = 0; i < o->tabsize; i++) {
 		struct pool_dbuf *b = o->tab[i], *next;
 		for (; b; b = next) {
 			next = b->next;
-			if (b->data)
-				p->dirty_bytes -= o->d.blocksize;
-			p->dirty_leaves--;
-			free(b->data);
-			free(b);
+			dbuf_drop(p, o, b, !synced);
 		}
 	}
 	free(o->tab);
 	o->tab = NULL;
 	o->tabsize = 0;
 	o->ndirty = 0;
+}
+
+void pool_obj_discard(struct pool *p, struct pool_obj *o)
+{
+	obj_drop_all(p, o, false);
+}
+
+void pool_obj_clean(struct pool *p, struct pool_obj *o)
+{
+	obj_drop_all(p, o, true);
 }
 
 int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blkid,
@@ -202,7 +246,19 @@ int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uin
 		size_t n = bs - boff < len ? bs - boff : len;
 		struct pool_dbuf *b = dbuf_find(o, blkid);
 
-		if (b) {
+		if (b && b->bp.addr) { /* written ahead */
+			if (n == bs) {
+				err = pool_blk_read(p, &b->bp, out);
+			} else {
+				if (!tmp && !(tmp = malloc(bs))) {
+					err = -ENOMEM;
+					break;
+				}
+				err = pool_blk_read(p, &b->bp, tmp);
+				if (!err)
+					memcpy(out, tmp + boff, n);
+			}
+		} else if (b) {
 			if (b->data)
 				memcpy(out, b->data + boff, n);
 			else
@@ -230,11 +286,49 @@ int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uin
 	return err;
 }
 
+/*
+ * A volume leaf written whole goes to the device at once, compressed and
+ * checksummed, straight from the caller's buffer (staged by reference;
+ * pool_obj_write writes the stage out before it returns unless
+ * p->wbuf_stable): one copy, into the page cache, as a plain file write
+ * makes, instead of one into a dirty buffer and another at the commit.
+ * Its block is born in the open txg and is in no tree until the commit, so
+ * a crash before it leaves nothing pointing at it; a later write to the
+ * same leaf in this txg frees it at once.  All-zero leaves become holes.
+ */
+static int dbuf_write_ahead(struct pool *p, struct pool_obj *o, struct pool_dbuf *b,
+                            const uint8_t *in)
+{
+	uint32_t bs = o->d.blocksize;
+	bool counted = b->data || b->bp.addr, zero = pool_is_zero(in, bs);
+	struct pool_bp bp;
+
+	if (zero) {
+		if (counted)
+			p->dirty_bytes -= bs;
+	} else {
+		int err = pool_blk_write(p, in, bs, o->d.comp, o->d.type, 0, &bp);
+		if (err)
+			return err; /* the leaf is as it was */
+		if (!counted)
+			p->dirty_bytes += bs;
+	}
+	free(b->data);
+	b->data = NULL;
+	dbuf_unwrite(p, b, true);
+	if (!zero) {
+		b->bp = bp;
+		p->dirty_ahead += bs;
+	}
+	return 0;
+}
+
 int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t len, uint64_t off)
 {
 	uint32_t bs = o->d.blocksize;
 	const uint8_t *in = buf;
-	int err;
+	bool staged = false;
+	int err = 0;
 
 	if (off > o->d.size || len > o->d.size - off)
 		return -EINVAL;
@@ -247,26 +341,59 @@ int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t l
 
 		err = dbuf_get(p, o, blkid, &b, &created);
 		if (err)
-			return err;
-		if (!b->data) {
-			b->data = malloc(bs);
-			if (!b->data)
-				return -ENOMEM;
-			p->dirty_bytes += bs;
+			break;
+		if (n == bs && o->d.type == POOL_BT_VOLDATA) {
+			err = dbuf_write_ahead(p, o, b, in);
+			if (err) {
+				if (created) /* else it would read as a hole */
+					dbuf_undo_new(p, o, blkid);
+				break;
+			}
+			staged = true;
+		} else if (!b->data) {
+			uint8_t *data = malloc(bs);
+			if (!data) {
+				if (created)
+					dbuf_undo_new(p, o, blkid);
+				err = -ENOMEM;
+				break;
+			}
 			if (n == bs)
 				; /* overwritten whole below */
+			else if (b->bp.addr)
+				err = pool_blk_read(p, &b->bp, data); /* written ahead */
 			else if (!created)
-				memset(b->data, 0, bs); /* punched in this txg */
-			else if ((err = obj_read_leaf(p, o, blkid, b->data)) != 0)
-				return err;
+				memset(data, 0, bs); /* punched in this txg */
+			else
+				err = obj_read_leaf(p, o, blkid, data);
+			if (err) {
+				free(data);
+				if (created)
+					dbuf_undo_new(p, o, blkid);
+				break;
+			}
+			if (!b->bp.addr)
+				p->dirty_bytes += bs;
+			dbuf_unwrite(p, b, true);
+			b->data = data;
 		}
-		memcpy(b->data + boff, in, n);
+		if (b->data)
+			memcpy(b->data + boff, in, n);
 		b->logged = 0;
 		in += n;
 		off += n;
 		len -= n;
 	}
-	return 0;
+	/* the stage may point into BUF */
+	if (staged && !p->wbuf_stable) {
+		int ferr = pool_blk_stage_flush(p);
+		if (ferr) { /* leaves point at blocks that are not on the device */
+			p->poisoned = ferr;
+			err = pool_err(p, ferr, "pool \"%s\": write failed: %s", p->name,
+			               strerror(-ferr));
+		}
+	}
+	return err;
 }
 
 int pool_obj_punch_blocks(struct pool *p, struct pool_obj *o, uint64_t first, uint64_t last)
@@ -278,11 +405,11 @@ int pool_obj_punch_blocks(struct pool *p, struct pool_obj *o, uint64_t first, ui
 
 		if (err)
 			return err;
-		if (b->data) {
-			free(b->data);
-			b->data = NULL;
+		if (b->data || b->bp.addr)
 			p->dirty_bytes -= o->d.blocksize;
-		}
+		free(b->data);
+		b->data = NULL;
+		dbuf_unwrite(p, b, true);
 		b->logged = 0;
 	}
 	return 0;

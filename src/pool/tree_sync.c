@@ -16,6 +16,7 @@
 struct sync_ent {
 	uint64_t blkid;
 	uint8_t *data;
+	const struct pool_bp *ahead; /* the leaf's block written ahead, or NULL */
 };
 
 struct sync_ctx {
@@ -76,7 +77,10 @@ static int sync_node(struct pool *p, struct sync_ctx *c, int level, uint64_t bas
 
 	if (level == 0) {
 		const struct sync_ent *e = &c->ents[lo];
-		if (!e->data || pool_is_zero(e->data, o->d.blocksize)) {
+		if (e->ahead) { /* on the device already (tree.c) */
+			*out = *e->ahead;
+			obj_birth(p, o, out);
+		} else if (!e->data || pool_is_zero(e->data, o->d.blocksize)) {
 			if (pool_bp_is_hole(old)) {
 				*out = *old;
 				out->lsize = o->d.blocksize;
@@ -184,7 +188,8 @@ int pool_obj_sync(struct pool *p, struct pool_obj *o)
 		return -ENOMEM;
 	for (size_t i = 0; i < o->tabsize; i++)
 		for (struct pool_dbuf *b = o->tab[i]; b; b = b->next)
-			c.ents[n++] = (struct sync_ent){b->blkid, b->data};
+			c.ents[n++] =
+			    (struct sync_ent){b->blkid, b->data, b->bp.addr ? &b->bp : NULL};
 	qsort(c.ents, n, sizeof(*c.ents), cmp_ent);
 	while (levels < POOL_MAX_LEVELS && span_of(levels - 1) <= c.ents[n - 1].blkid)
 		levels++;
@@ -201,7 +206,7 @@ int pool_obj_sync(struct pool *p, struct pool_obj *o)
 		err = ferr;
 	if (err)
 		return err;
-	pool_obj_discard(p, o);
+	pool_obj_clean(p, o); /* blocks written ahead are in the tree now */
 	o->d.root = root;
 	o->d.nlevels = (uint8_t)levels;
 	return 0;
@@ -287,12 +292,8 @@ int pool_obj_set_size(struct pool *p, struct pool_obj *o, uint64_t size)
 			struct pool_dbuf *b = *pp;
 			if (b->blkid >= nb) {
 				*pp = b->next;
-				if (b->data)
-					p->dirty_bytes -= bs;
-				p->dirty_leaves--;
 				o->ndirty--;
-				free(b->data);
-				free(b);
+				pool_dbuf_drop(p, o, b);
 			} else {
 				pp = &b->next;
 			}

@@ -154,7 +154,7 @@ static int zil_flush(struct pool *p)
 		qsort(items, n, sizeof(*items), cmp_item);
 	for (size_t i = 0; i < n && !err; i++) {
 		struct pool_dbuf *b = items[i].b;
-		uint32_t len = b->data ? items[i].ds->obj.d.blocksize : 0;
+		uint32_t len = b->data || b->bp.addr ? items[i].ds->obj.d.blocksize : 0;
 		struct pool_zil_rec r = {.ds_id = items[i].ds->r.id, .blkid = b->blkid, .len = len};
 		if (sizeof(h) + h.used + sizeof(r) + len > POOL_ZIL_SLOT) {
 			err = zil_write_block(p, &h, block);
@@ -164,8 +164,10 @@ static int zil_flush(struct pool *p)
 		}
 		uint8_t *at = block + sizeof(h) + h.used;
 		memcpy(at, &r, sizeof(r));
-		if (len)
+		if (b->data)
 			memcpy(at + sizeof(r), b->data, len);
+		else if (len && (err = pool_blk_read(p, &b->bp, at + sizeof(r))) != 0)
+			break; /* written ahead (tree.c): its bytes from the device */
 		h.used += (uint32_t)(sizeof(r) + len);
 	}
 	if (!err && h.used)
