@@ -69,10 +69,21 @@ while [ "$i" -lt "$TRIALS" ]; do
 	# clone+destroy runs in a subshell: freeze it (no next command can
 	# start), kill the zonevm it runs, then the subshell itself.
 	if kill -STOP "$pid" 2>/dev/null; then
-		pkill -KILL -P "$pid" 2>/dev/null || true
+		kids=$(pgrep -P "$pid" 2>/dev/null || true)
+		[ -z "$kids" ] || kill -KILL $kids 2>/dev/null || true
 		kill -9 "$pid" 2>/dev/null || true
 		killed=$((killed + 1))
 		wait "$pid" 2>/dev/null || true
+		# SIGKILL returns before the process is gone, and it holds the
+		# pool's lock until it is (a zombie has let go of it)
+		for k in $kids; do
+			n=0
+			while [ "$n" -lt 500 ] && [ -e "/proc/$k" ] &&
+				! grep -q '^State:.*Z' "/proc/$k/status" 2>/dev/null; do
+				sleep 0.01
+				n=$((n + 1))
+			done
+		done
 		finished=0
 	else
 		wait "$pid" && finished=1 || fail "the command failed on its own: $(cat "$T/cmd.err")"
