@@ -22,6 +22,7 @@
  * any instant, reproducibly.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #define STAGE_LEN     (1u << 20)
 #define STAGE_IOV     256
 #define BLK_PROBE_LEN 4096u
+#define STAGE_KICK    (256u << 10)
 
 /*
  * xxh128 through libxxhash's run-time dispatch, which picks the widest
@@ -119,7 +121,14 @@ int pool_blk_stage_flush(struct pool *p)
 	p->stage_len = 0;
 	p->stage_copied = 0;
 	p->stage_niov = 0;
-	return raw_writev(p, p->stage_iov, n, len, p->stage_sec * POOL_SECTOR);
+	int err = raw_writev(p, p->stage_iov, n, len, p->stage_sec * POOL_SECTOR);
+	/* start writing a long run back now, so that the device works while
+	 * the next leaves are compressed and checksummed, and the fdatasync
+	 * of the commit waits for less (only a hint: errors are the flush's) */
+	if (!err && len >= STAGE_KICK)
+		sync_file_range(p->fd, (off_t)(p->stage_sec * POOL_SECTOR), (off_t)len,
+		                SYNC_FILE_RANGE_WRITE);
+	return err;
 }
 
 /*
