@@ -10,7 +10,9 @@
  *   send       incremental send of 1% changed blocks vs a full send: bytes
  *              and time
  *   send|recv  a full send piped into a receive on a second pool vs a
- *              plain read+write copy of the same bytes
+ *              plain read+write copy of the same bytes (both sources read
+ *              cold: the pool reopened and dropped from the page cache, the
+ *              copy's file dropped; both ends made durable)
  *
  * write/read and send|recv are measured in ROUNDS pairs (default 5, each
  * pair in alternating order) and printed as the median ratio and its range.
@@ -262,10 +264,32 @@ static void *recv_thread(void *a)
 	return NULL;
 }
 
-/* send | recv of P's v@b through a pipe into a fresh pool: seconds. */
-static double sendrecv_time(struct pool *p, uint64_t size)
+/*
+ * Reopen the pool at PATH with nothing of it in memory: an empty ARC, and
+ * its file dropped from the page cache, as the plain copy's source is.
+ */
+static struct pool *cold_pool(struct pool *p, const char *path)
+{
+	char err[POOL_ERRMSG_MAX];
+
+	CHECK(p, pool_close(p)); /* commits and flushes: no dirty pages left */
+	if (pool_open(path, 0, &p, err, sizeof(err))) {
+		fprintf(stderr, "pool-bench: %s\n", err);
+		exit(1);
+	}
+	int fd = open(path, O_RDONLY);
+	if (fd < 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED))
+		die(NULL, path, -errno);
+	close(fd);
+	return p;
+}
+
+/* send | recv of *PP's v@b, read cold, through a pipe into a fresh pool:
+ * seconds. */
+static double sendrecv_time(struct pool **pp, uint64_t size)
 {
 	struct pool *q = fresh_pool(path2, size * 2 + (256ull << 20));
+	struct pool *p = *pp = cold_pool(*pp, path1);
 	double t;
 	int pfd[2];
 	if (pipe(pfd) < 0)
@@ -320,12 +344,12 @@ static double copy_time(uint64_t size, uint8_t *b)
 
 /* One round: send | recv of P's v@b into a fresh pool, and a plain copy of
  * as many bytes, in the order COPY_FIRST says. */
-static void sendrecv_round(struct pool *p, uint64_t size, uint8_t *b, int copy_first,
+static void sendrecv_round(struct pool **pp, uint64_t size, uint8_t *b, int copy_first,
                            double *tsr_out, double *tcp_out)
 {
 	for (int k = 0; k < 2; k++) {
 		if (k == copy_first)
-			*tsr_out = sendrecv_time(p, size);
+			*tsr_out = sendrecv_time(pp, size);
 		else
 			*tcp_out = copy_time(size, b);
 	}
@@ -371,7 +395,7 @@ static void send_figures(uint64_t size)
 	 * bytes: ROUNDS pairs in alternating order, the median ratio */
 	double r[MAX_ROUNDS], tsr[MAX_ROUNDS], tcp[MAX_ROUNDS];
 	for (int i = 0; i < rounds; i++) {
-		sendrecv_round(p, size, b, i & 1, &tsr[i], &tcp[i]);
+		sendrecv_round(&p, size, b, i & 1, &tsr[i], &tcp[i]);
 		r[i] = tcp[i] / tsr[i];
 	}
 	char sp[64];
