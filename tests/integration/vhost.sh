@@ -4,8 +4,21 @@
 # zonevm's frontend (`run --disk vhost-user=`) and under QEMU's
 # vhost-user-blk-pci; zonevm's frontend on qemu-storage-daemon's backend; the
 # backend SIGKILLed while the guest writes (the VMM survives, the guest gets
-# I/O errors, the VMM exits cleanly at power-off); a guest on a pool volume
-# exported by `zonevm pool serve` (mkfs, write, flush; `vol export` matches).
+# I/O errors, the VMM exits cleanly at power-off). Then guests on volumes of
+# one pool served by `zonevm pool serve` (`run --disk vol=POOL/VOL`):
+#  - mkfs, write, flush; `vol export` matches;
+#  - a snapshot taken while a guest writes and flushes a numbered sequence of
+#    blocks is crash-consistent (a prefix: at least every block acknowledged
+#    before `vol snapshot` started, none written after it), and a second
+#    guest runs on its clone while the first goes on writing;
+#  - provisioning: an imported ext4 image, snapshot @final, three clones,
+#    three guests booted at once; each clone's `used` is what its guest
+#    wrote, and each holds its own guest's file only;
+#  - QEMU's vhost-user-blk-pci boots on a volume (`vol serve --vhost-user`);
+#  - the daemon SIGKILLed while a guest writes: the VMM survives, the guest
+#    gets I/O errors, the VMM logs it once and exits at power-off; the
+#    restarted daemon's pool scrubs clean, every acknowledged block is
+#    there, and a guest attaches the volume again.
 # Needs real KVM.
 . "${TESTS:-/tests}/lib.sh"
 
@@ -21,6 +34,16 @@ sha() {
 wait_sock() {
 	for _ in $(seq 100); do
 		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_for PATTERN FILE [TENTHS]: until FILE has a line matching PATTERN
+# (60 s, or TENTHS tenths of a second, at most).
+wait_for() {
+	for _ in $(seq "${3:-600}"); do
+		grep -q -- "$1" "$2" 2>/dev/null && return 0
 		sleep 0.1
 	done
 	return 1
@@ -57,6 +80,18 @@ data_checks() {
 	tap_check "$who: a pattern the guest wrote and flushed is in the file" $? "$log"
 }
 
+# qemu_vhost LOG SOCKET SCRIPT: QEMU boots the kit's guest, running SCRIPT,
+# with a vhost-user-blk-pci disk on SOCKET (guest RAM: a shared memfd); sets rc.
+qemu_vhost() {
+	timeout 300 qemu-system-x86_64 -enable-kvm -cpu host -smp 1 -m 256 -nographic -no-reboot \
+		-nodefaults -serial stdio -kernel "$K" -initrd "$I" \
+		-append "$C zonevm.script=$(guest_script "$3")" \
+		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
+		-chardev socket,id=c0,path="$2" -device vhost-user-blk-pci,chardev=c0 \
+		</dev/null >"$1" 2>&1
+	rc=$?
+}
+
 # new_img PATH: 32 MiB, the first 8 random; prints their checksum.
 new_img() {
 	dd if=/dev/urandom of="$1" bs=1M count=8 2>/dev/null
@@ -88,13 +123,7 @@ zonevm disk serve --vhost-user "$WORK/b.sock" "$B" 2>"$WORK/serve-b.log" &
 spid=$!
 wait_sock "$WORK/b.sock"
 log=$WORK/qb.log
-timeout 300 qemu-system-x86_64 -enable-kvm -cpu host -smp 1 -m 256 -nographic -no-reboot \
-	-nodefaults -serial stdio -kernel "$K" -initrd "$I" \
-	-append "$C zonevm.script=$(guest_script "$DATA_SCRIPT")" \
-	-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
-	-chardev socket,id=c0,path="$WORK/b.sock" -device vhost-user-blk-pci,chardev=c0 \
-	</dev/null >"$log" 2>&1
-rc=$?
+qemu_vhost "$log" "$WORK/b.sock" "$DATA_SCRIPT"
 data_checks "QEMU vhost-user-blk-pci + zonevm disk serve" "$B" "$log" "$rc" "$sum_b"
 kill "$spid"
 wait "$spid"
@@ -159,16 +188,136 @@ tap_check "backend SIGKILLed mid-I/O: the guest's writes and later reads fail wi
 [ "$(grep -c 'backend closed its socket' "$log")" = 1 ]
 tap_check "the VMM logs the backend's death once" $? "$log"
 
-# ---- a guest on a pool volume, exported by the pool daemon -----------------------------
+# ---- guests on pool volumes, exported by the pool daemon -------------------------------
 R=$WORK/root
 export ZONEVM_ROOT="$R"
-if zonevm pool create tank "$WORK/tank.img" --size 256M >"$WORK/pool.log" 2>&1 &&
-	zonevm vol create tank/v 64M >>"$WORK/pool.log" 2>&1; then
-	zonevm pool serve tank 2>"$WORK/daemon.log" &
-	dpid=$!
-	wait_sock "$R/run/tank.sock"
-	log=$WORK/vol.log
-	zrun "$log" --kernel "$K" --initrd "$I" --cpus 2 --cmdline "$C zonevm.script=$(guest_script '
+SEED=$$$(date +%s)
+NBLK=2048 # the block sequence's region: 2048 blocks of 4 KiB at the volume's start
+
+# last_ack LOG: the highest block index a guest has reported written (-1: none).
+last_ack() {
+	a=$(guest_val "$1" ack)
+	echo "${a:--1}"
+}
+
+# wait_ack LOG N: until the guest has acknowledged block N (60 s at most).
+wait_ack() {
+	for _ in $(seq 600); do
+		[ "$(last_ack "$1")" -ge "$2" ] && return 0
+		grep -q 'zonevm-guest: script exit' "$1" 2>/dev/null && return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# Shared by the host and the guests (both run busybox or POSIX tools).
+# gen_seq SEED N: blocks 0..N-1 of the sequence. Block i is 4 KiB whose
+# every byte follows from SEED and i (a numbered, self-checking block: a
+# torn, stale, misplaced or lost block differs from it).
+# prefix_len FILE SEQ: how many whole blocks from FILE's start equal SEQ's.
+# nonzero_from FILE N: the count of non-zero bytes from block N on.
+SEQ_FUNCS='
+gen_seq() {
+	awk -v seed="$1" -v n="$2" "BEGIN {
+		for (i = 0; i < n; i++) {
+			s = sprintf(\"zvblk %s %06d \", seed, i)
+			while (length(s) < 4096) s = s s
+			printf \"%s\n\", substr(s, 1, 4095)
+		}
+	}"
+}
+prefix_len() {
+	if d=$(cmp "$1" "$2" 2>&1); then
+		echo $(($(wc -c <"$1") / 4096))
+	else
+		off=$(echo "$d" | sed -n "s/.*differ: [a-z]* \([0-9]*\),.*/\1/p")
+		echo $(((${off:-1} - 1) / 4096))
+	fi
+}
+nonzero_from() {
+	tail -c +$(($2 * 4096 + 1)) "$1" | tr -d "\000" | wc -c
+}
+'
+eval "$SEQ_FUNCS"
+
+# The guest's writer: the sequence to /dev/vda, block by block, each one
+# flushed (conv=fsync) before "ack=I" is printed; it stops at the first
+# failed write, after NBLK blocks, or when its control disk /dev/vdb starts
+# with "stop" (and with WAIT_STOP=1 waits for that). Then it reads the
+# region back uncached and checks it.
+WRITER='
+gen_seq "$SEED" "$NBLK" >/tmp/seq
+i=0
+while [ $i -lt "$NBLK" ]; do
+	if ! dd if=/tmp/seq of=/dev/vda bs=4096 skip=$i seek=$i count=1 conv=notrunc,fsync 2>/dev/null; then
+		echo write_failed=$i
+		break
+	fi
+	echo ack=$i
+	i=$((i + 1))
+	[ "$(dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 4)" = stop ] && break
+done
+echo writes=$i
+while [ "$WAIT_STOP" = 1 ] && [ "$(dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 4)" != stop ]; do
+	sleep 0.5
+done
+if dd if=/dev/vda of=/tmp/back bs=4096 count="$NBLK" iflag=direct 2>/dev/null; then
+	n=$(prefix_len /tmp/back /tmp/seq)
+	echo own_prefix=$n
+	echo own_rest=$(nonzero_from /tmp/back "$n")
+else
+	echo read_after=failed
+fi
+'
+
+# ctl_disk FILE TEXT [SETTINGS]: a 64 KiB raw disk for a guest, its /dev/vdb:
+# 4 KiB of control (the host writes "stop" there), then the script TEXT
+# with SETTINGS, the shared functions and settings before it (the kernel
+# command line is too short for the scripts; BOOT runs it from the disk).
+ctl_disk() {
+	truncate -s 0 "$1"
+	truncate -s 64K "$1"
+	printf 'SEED=%s\nNBLK=%s\n%s\n%s\n%s\n' "$SEED" "$NBLK" "${3:-}" "$SEQ_FUNCS" "$2" |
+		dd of="$1" bs=4096 seek=1 conv=notrunc 2>/dev/null
+	truncate -s 64K "$1"
+}
+BOOT=$(guest_script 'dd if=/dev/vdb bs=4096 skip=1 2>/dev/null | tr -d "\000" >/tmp/s; sh /tmp/s')
+
+# start_writer NAME VOL [SETTINGS]: a new 16 MiB volume VOL and, in the
+# background, a guest running WRITER on it (console in $WORK/NAME.log, exit
+# status in $WORK/NAME.rc, control disk $WORK/NAME.ctl); sets wpid.
+start_writer() {
+	zonevm vol create "$2" 16M >>"$WORK/pool.log" 2>&1
+	ctl_disk "$WORK/$1.ctl" "$WRITER" "${3:-}"
+	(
+		zrun "$WORK/$1.log" --kernel "$K" --initrd "$I" --cpus 1 --mem 256M \
+			--cmdline "$C zonevm.script=$BOOT" --disk "vol=$2" --disk "$WORK/$1.ctl"
+		echo "$rc" >"$WORK/$1.rc"
+	) &
+	wpid=$!
+}
+
+# vol_used VOL: its `used` in bytes.
+vol_used() {
+	zonevm vol get -H -p used "$1" | cut -f3
+}
+
+gen_seq "$SEED" "$NBLK" >"$WORK/seq"
+
+if ! zonevm pool create tank "$WORK/tank.img" --size 512M >"$WORK/pool.log" 2>&1 ||
+	! zonevm vol create tank/v 64M >>"$WORK/pool.log" 2>&1; then
+	tap_not_ok "pool create / vol create for the volume tests"
+	tap_diag "$WORK/pool.log"
+	tap_end
+	exit 1
+fi
+zonevm pool serve tank 2>"$WORK/daemon.log" &
+dpid=$!
+wait_sock "$R/run/tank.sock"
+
+# ---- a guest on a pool volume: mkfs, write, flush; vol export matches ------------------
+log=$WORK/vol.log
+zrun "$log" --kernel "$K" --initrd "$I" --cpus 2 --cmdline "$C zonevm.script=$(guest_script '
 mke2fs -F /dev/vda >/dev/null 2>&1 && echo mkfs_rc=0
 mount -t ext2 /dev/vda /mnt && echo mount_rc=0
 for i in 1 2 3 4; do dd if=/dev/urandom of=/mnt/f$i bs=64k count=$((i * 8)) 2>/dev/null; done
@@ -176,21 +325,206 @@ echo fs_sum=$(cat /mnt/f* | sha256sum | cut -c1-64)
 umount /mnt && echo umount_rc=0
 echo dev_sum=$(dd if=/dev/vda bs=1M 2>/dev/null | sha256sum | cut -c1-64)
 ')" --disk vol=tank/v
-	zonevm vol export tank/v "$WORK/v.out" >>"$WORK/pool.log" 2>&1
-	[ "$rc" -eq 0 ] && [ "$(guest_val "$log" mkfs_rc)" = 0 ] &&
-		[ "$(guest_val "$log" umount_rc)" = 0 ] &&
-		[ "$(sha <"$WORK/v.out")" = "$(guest_val "$log" dev_sum)" ]
-	tap_check "a guest on pool volume tank/v (vol=): mkfs, write, flush, power-off; vol export matches" $? "$log" "$WORK/daemon.log" "$WORK/pool.log"
-	if command -v e2fsck >/dev/null; then
-		e2fsck -fn "$WORK/v.out" >"$WORK/fsck.log" 2>&1
-		tap_check "the exported volume's file system is clean (e2fsck)" $? "$WORK/fsck.log"
-	fi
-	kill "$dpid"
-	wait "$dpid"
-	tap_check "the pool daemon ends cleanly after the guest left" $? "$WORK/daemon.log"
-else
-	tap_not_ok "pool create / vol create for the volume test"
-	tap_diag "$WORK/pool.log"
+zonevm vol export tank/v "$WORK/v.out" >>"$WORK/pool.log" 2>&1
+[ "$rc" -eq 0 ] && [ "$(guest_val "$log" mkfs_rc)" = 0 ] &&
+	[ "$(guest_val "$log" umount_rc)" = 0 ] &&
+	[ "$(sha <"$WORK/v.out")" = "$(guest_val "$log" dev_sum)" ]
+tap_check "a guest on pool volume tank/v (vol=): mkfs, write, flush, power-off; vol export matches" $? "$log" "$WORK/daemon.log" "$WORK/pool.log"
+if command -v e2fsck >/dev/null; then
+	e2fsck -fn "$WORK/v.out" >"$WORK/fsck.log" 2>&1
+	tap_check "the exported volume's file system is clean (e2fsck)" $? "$WORK/fsck.log"
 fi
+rm -f "$WORK/v.out"
+
+# ---- a snapshot while the guest writes; a second guest on its clone ------------------
+start_writer g1 tank/s WAIT_STOP=1
+l1=$WORK/g1.log
+g1pid=$wpid
+wait_ack "$l1" 10
+a=$(last_ack "$l1")
+zonevm vol snapshot tank/s@live >>"$WORK/pool.log" 2>&1
+snap_rc=$?
+b=$(last_ack "$l1")
+zonevm vol clone tank/s@live tank/c >>"$WORK/pool.log" 2>&1
+clone_rc=$?
+[ "$snap_rc" -eq 0 ] && [ "$clone_rc" -eq 0 ] && [ "$a" -ge 10 ]
+tap_check "vol snapshot and vol clone of tank/s while its guest writes (acknowledged: $a before, $b after the snapshot)" $? "$WORK/pool.log" "$l1"
+wait_ack "$l1" $((b + 10))
+
+# The second guest: reads the clone, checks it, writes its own block at 12 MiB.
+l2=$WORK/g2.log
+before2=$(last_ack "$l1")
+ctl_disk "$WORK/ctl2" '
+dd if=/dev/vda of=/tmp/clone bs=4096 count="$NBLK" iflag=direct 2>/dev/null
+gen_seq "$SEED" "$NBLK" >/tmp/seq
+n=$(prefix_len /tmp/clone /tmp/seq)
+echo clone_prefix=$n
+echo clone_rest=$(nonzero_from /tmp/clone "$n")
+dd if=/dev/urandom of=/tmp/mine bs=4096 count=1 2>/dev/null
+dd if=/tmp/mine of=/dev/vda bs=4096 seek=3072 conv=notrunc,fsync 2>/dev/null && echo mine=$(sha256sum </tmp/mine | cut -c1-64)
+'
+zrun "$l2" --kernel "$K" --initrd "$I" --cpus 1 --mem 256M \
+	--cmdline "$C zonevm.script=$BOOT" --disk vol=tank/c --disk "$WORK/ctl2"
+rc2=$rc
+after2=$(last_ack "$l1")
+printf stop | dd of="$WORK/g1.ctl" conv=notrunc 2>/dev/null
+wait "$g1pid"
+rc1=$(cat "$WORK/g1.rc")
+
+n=$(guest_val "$l2" clone_prefix)
+[ "$rc2" -eq 0 ] && [ -n "$n" ] && [ "$(guest_val "$l2" clone_rest)" = 0 ] &&
+	[ "$n" -ge $((a + 1)) ] && [ "$n" -le $((b + 2)) ]
+tap_check "the second guest sees a crash-consistent clone: blocks 0..$((${n:-0} - 1)) intact, nothing after (acknowledged before the snapshot: 0..$a; after it: 0..$b)" $? "$l2"
+[ "$after2" -gt "$before2" ]
+tap_check "the first guest kept writing while the second ran on the clone (blocks $before2..$after2)" $? "$l1"
+
+zonevm vol export tank/c "$WORK/c.out" >>"$WORK/pool.log" 2>&1
+zonevm vol export tank/s "$WORK/s.out" >>"$WORK/pool.log" 2>&1
+head -c $((NBLK * 4096)) "$WORK/c.out" >"$WORK/c.region"
+mine=$(guest_val "$l2" mine)
+[ "$(prefix_len "$WORK/c.region" "$WORK/seq")" = "$n" ] &&
+	[ "$(nonzero_from "$WORK/c.region" "$n")" = 0 ] && [ -n "$mine" ] &&
+	[ "$(dd if="$WORK/c.out" bs=4096 skip=3072 count=1 2>/dev/null | sha)" = "$mine" ]
+tap_check "vol export of the clone: the same prefix, none of the first guest's later writes, the second guest's block" $? "$WORK/pool.log" "$l2"
+
+w=$(guest_val "$l1" writes)
+head -c $((NBLK * 4096)) "$WORK/s.out" >"$WORK/s.region"
+[ "$rc1" -eq 0 ] && [ -n "$w" ] && [ "$w" -gt $((b + 10)) ] &&
+	[ "$(guest_val "$l1" own_prefix)" = "$w" ] && [ "$(guest_val "$l1" own_rest)" = 0 ] &&
+	[ "$(prefix_len "$WORK/s.region" "$WORK/seq")" = "$w" ] &&
+	[ "$(nonzero_from "$WORK/s.region" "$w")" = 0 ] &&
+	[ "$(dd if="$WORK/s.out" bs=4096 skip=3072 count=1 2>/dev/null | tr -d '\000' | wc -c)" = 0 ]
+tap_check "the first guest reads back all its $w blocks; vol export of tank/s has them and not the second guest's block" $? "$l1" "$WORK/pool.log"
+rm -f "$WORK"/*.out "$WORK"/*.region
+
+# ---- provisioning: three guests from clones of one image --------------------------
+mkdir -p "$WORK/imgdir"
+echo "zonevm image $SEED" >"$WORK/imgdir/marker"
+dd if=/dev/urandom of="$WORK/imgdir/base.bin" bs=1M count=8 2>/dev/null
+base_sum=$(sha <"$WORK/imgdir/base.bin")
+mke2fs -q -F -t ext4 -b 4096 -d "$WORK/imgdir" "$WORK/image.ext4" 32M >"$WORK/mkfs.log" 2>&1
+img_sum=$(sha <"$WORK/image.ext4")
+zonevm vol import tank/img "$WORK/image.ext4" >>"$WORK/pool.log" 2>&1 &&
+	zonevm vol snapshot tank/img@final >>"$WORK/pool.log" 2>&1
+tap_check "vol import of a 32 MiB ext4 guest image, snapshot @final" $? "$WORK/mkfs.log" "$WORK/pool.log"
+img_ref=$(zonevm vol get -H -p referenced tank/img@final | cut -f3)
+# Each guest reads the image, says ready=1 and waits for "go" on its control
+# disk /dev/vdb, given once all three are ready: they run at once.
+pids=""
+for g in p1 p2 p3; do
+	zonevm vol clone tank/img@final "tank/$g" >>"$WORK/pool.log" 2>&1
+	truncate -s 64K "$WORK/$g.ctl"
+	(
+		zrun "$WORK/$g.log" --kernel "$K" --initrd "$I" --cpus 1 --mem 128M \
+			--cmdline "$C zonevm.script=$(guest_script "
+mount -t ext4 /dev/vda /mnt && echo mount_rc=0
+echo marker=\$(cat /mnt/marker | tr ' ' _)
+echo base=\$(sha256sum </mnt/base.bin | cut -c1-64)
+echo ready=1
+while [ \"\$(dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 2)\" != go ]; do sleep 0.2; done
+dd if=/dev/urandom of=/mnt/own-$g bs=64k count=4 2>/dev/null
+echo own=\$(sha256sum </mnt/own-$g | cut -c1-64)
+umount /mnt && echo umount_rc=0
+")" --disk "vol=tank/$g" --disk "$WORK/$g.ctl"
+		echo "$rc" >"$WORK/$g.rc"
+	) &
+	pids="$pids $!"
+done
+together=yes
+for g in p1 p2 p3; do
+	wait_for '^ready=1' "$WORK/$g.log" 3000 || together=no
+done
+for g in p1 p2 p3; do
+	printf go | dd of="$WORK/$g.ctl" conv=notrunc 2>/dev/null
+done
+wait $pids
+[ "$together" = yes ]
+tap_check "three guests booted at once on clones of tank/img@final, all three up with their clones mounted at the same time" $? "$WORK/p1.log" "$WORK/p2.log" "$WORK/p3.log" "$WORK/daemon.log"
+for g in p1 p2 p3; do
+	log=$WORK/$g.log
+	[ "$(cat "$WORK/$g.rc")" = 0 ] && [ "$(guest_val "$log" mount_rc)" = 0 ] &&
+		[ "$(guest_val "$log" marker)" = "zonevm_image_$SEED" ] &&
+		[ "$(guest_val "$log" base)" = "$base_sum" ] && [ "$(guest_val "$log" umount_rc)" = 0 ]
+	tap_check "guest $g mounts its clone, reads the image's files, writes its own" $? "$log"
+done
+for g in p1 p2 p3; do
+	used=$(vol_used "tank/$g")
+	zonevm vol export "tank/$g" "$WORK/$g.out" >>"$WORK/pool.log" 2>&1
+	debugfs -R ls "$WORK/$g.out" >"$WORK/$g.ls" 2>&1
+	others=$(grep -o 'own-p[0-9]' "$WORK/$g.ls" | grep -v "own-$g" | tr '\n' ' ')
+	[ "$(debugfs -R "cat /own-$g" "$WORK/$g.out" 2>/dev/null | sha)" = "$(guest_val "$WORK/$g.log" own)" ] &&
+		[ -z "$others" ] && [ "$used" -ge 262144 ] && [ "$used" -le $((262144 + 524288)) ] &&
+		[ "$img_ref" -ge 8388608 ]
+	tap_check "clone tank/$g holds its guest's file only; its used, $used B, is what its guest wrote (262144 B of data, at most 512 KiB of ext4 metadata and journal), the image references $img_ref B" $? "$WORK/$g.ls" "$WORK/pool.log"
+	rm -f "$WORK/$g.out"
+done
+zonevm vol export tank/img@final "$WORK/final.out" >>"$WORK/pool.log" 2>&1
+[ "$(sha <"$WORK/final.out")" = "$img_sum" ]
+tap_check "tank/img@final still equals the imported image" $? "$WORK/pool.log"
+rm -f "$WORK/final.out" "$WORK/image.ext4"
+
+# ---- QEMU boots a guest on a volume the daemon exports (vol serve --vhost-user) -----------
+dd if=/dev/urandom of="$WORK/q.raw" bs=1M count=8 2>/dev/null
+q_sum=$(sha <"$WORK/q.raw")
+truncate -s 32M "$WORK/q.raw"
+zonevm vol import tank/q "$WORK/q.raw" >>"$WORK/pool.log" 2>&1
+rm -f "$WORK/q.raw"
+zonevm vol serve tank/q --vhost-user "$WORK/vq.sock" 2>"$WORK/vserve.log" &
+vspid=$!
+wait_sock "$WORK/vq.sock"
+log=$WORK/qvol.log
+qemu_vhost "$log" "$WORK/vq.sock" "$DATA_SCRIPT"
+qrc=$rc
+kill "$vspid"
+wait "$vspid"
+vsrc=$?
+zonevm vol export tank/q "$WORK/q.out" >>"$WORK/pool.log" 2>&1
+data_checks "QEMU vhost-user-blk-pci + vol serve tank/q --vhost-user (in the pool daemon)" "$WORK/q.out" "$log" "$qrc" "$q_sum"
+[ "$vsrc" -eq 0 ]
+tap_check "vol serve --vhost-user ends cleanly on SIGTERM" $? "$WORK/vserve.log"
+rm -f "$WORK/q.out"
+
+# ---- the daemon SIGKILLed while the guest writes ------------------------------------
+start_writer dkill tank/k
+lk=$WORK/dkill.log
+kpid=$wpid
+wait_ack "$lk" 10
+kill -9 "$dpid"
+wait "$dpid" 2>/dev/null
+wait "$kpid"
+rc=$(cat "$WORK/dkill.rc")
+k=$(last_ack "$lk")
+f=$(guest_val "$lk" write_failed)
+[ "$rc" -eq 0 ] && [ -n "$f" ] && [ "$f" -lt "$NBLK" ] && [ "$(guest_val "$lk" read_after)" = failed ]
+tap_check "daemon SIGKILLed mid-I/O: the guest's writes (after block $k) and reads fail with I/O errors, the VMM exits cleanly at power-off" $? "$lk"
+[ "$(grep -c 'backend closed its socket' "$lk")" = 1 ]
+tap_check "the VMM logs the daemon's death once" $? "$lk"
+
+rm -f "$R/run/tank.sock"
+zonevm pool serve tank 2>"$WORK/daemon2.log" &
+dpid=$!
+wait_sock "$R/run/tank.sock"
+zonevm pool scrub tank >"$WORK/scrub.log" 2>&1 && grep -q ' 0 damaged' "$WORK/scrub.log"
+tap_check "the restarted daemon's pool scrubs clean" $? "$WORK/scrub.log" "$WORK/daemon2.log"
+zonevm vol export tank/k "$WORK/k.out" >>"$WORK/pool.log" 2>&1
+head -c $((NBLK * 4096)) "$WORK/k.out" >"$WORK/k.region"
+n=$(prefix_len "$WORK/k.region" "$WORK/seq")
+[ "$n" -ge $((k + 1)) ] && [ "$(nonzero_from "$WORK/k.region" "$n")" = 0 ]
+tap_check "every acknowledged block is there (0..$k; the volume has 0..$((n - 1)), nothing after)" $? "$WORK/pool.log"
+
+lr=$WORK/reattach.log
+ctl_disk "$WORK/ctlr" '
+dd if=/dev/vda of=/tmp/back bs=4096 count="$NBLK" iflag=direct 2>/dev/null
+gen_seq "$SEED" "$NBLK" >/tmp/seq
+echo again=$(prefix_len /tmp/back /tmp/seq)
+'
+zrun "$lr" --kernel "$K" --initrd "$I" --cpus 1 --mem 128M \
+	--cmdline "$C zonevm.script=$BOOT" --disk vol=tank/k --disk "$WORK/ctlr"
+[ "$rc" -eq 0 ] && [ "$(guest_val "$lr" again)" = "$n" ]
+tap_check "a guest attaches tank/k again through the restarted daemon and reads the same blocks" $? "$lr" "$WORK/daemon2.log"
+
+kill "$dpid"
+wait "$dpid"
+tap_check "the restarted pool daemon ends cleanly on SIGTERM" $? "$WORK/daemon2.log"
 
 tap_end
