@@ -349,7 +349,22 @@ zonevm vol clone tank/s@live tank/c >>"$WORK/pool.log" 2>&1
 clone_rc=$?
 [ "$snap_rc" -eq 0 ] && [ "$clone_rc" -eq 0 ] && [ "$a" -ge 10 ]
 tap_check "vol snapshot and vol clone of tank/s while its guest writes (acknowledged: $a before, $b after the snapshot)" $? "$WORK/pool.log" "$l1"
+zrun "$WORK/second.log" --kernel "$K" --initrd "$I" --mem 64M --disk vol=tank/s
+[ "$rc" -ne 0 ] && grep -q 'tank/s is attached read-write by pid [0-9]* (zonevm)' "$WORK/second.log"
+tap_check "a second zonevm run on tank/s is refused, naming the running VMM" $? "$WORK/second.log"
 wait_ack "$l1" $((b + 10))
+
+# More snapshots, every 4 s while the second guest runs (commands through the
+# daemon while two guests do I/O); each line: NAME, acknowledged before, after.
+(
+	for k in 2 3 4; do
+		sleep 4
+		sa=$(last_ack "$l1")
+		zonevm vol snapshot "tank/s@live$k" >>"$WORK/pool.log" 2>&1 || sa=failed
+		echo "live$k $sa $(last_ack "$l1")" >>"$WORK/snaps"
+	done
+) &
+snpid=$!
 
 # The second guest: reads the clone, checks it, writes its own block at 12 MiB.
 l2=$WORK/g2.log
@@ -366,6 +381,7 @@ dd if=/tmp/mine of=/dev/vda bs=4096 seek=3072 conv=notrunc,fsync 2>/dev/null && 
 zrun "$l2" --kernel "$K" --initrd "$I" --cpus 1 --mem 256M \
 	--cmdline "$C zonevm.script=$BOOT" --disk vol=tank/c --disk "$WORK/ctl2"
 rc2=$rc
+wait "$snpid"
 after2=$(last_ack "$l1")
 printf stop | dd of="$WORK/g1.ctl" conv=notrunc 2>/dev/null
 wait "$g1pid"
@@ -395,6 +411,17 @@ head -c $((NBLK * 4096)) "$WORK/s.out" >"$WORK/s.region"
 	[ "$(nonzero_from "$WORK/s.region" "$w")" = 0 ] &&
 	[ "$(dd if="$WORK/s.out" bs=4096 skip=3072 count=1 2>/dev/null | tr -d '\000' | wc -c)" = 0 ]
 tap_check "the first guest reads back all its $w blocks; vol export of tank/s has them and not the second guest's block" $? "$l1" "$WORK/pool.log"
+bad=""
+while read -r sn sa sb; do
+	zonevm vol export "tank/s@$sn" "$WORK/sn.out" >>"$WORK/pool.log" 2>&1
+	head -c $((NBLK * 4096)) "$WORK/sn.out" >"$WORK/sn.region"
+	sn_n=$(prefix_len "$WORK/sn.region" "$WORK/seq")
+	[ "$sa" != failed ] && [ "$sn_n" -ge $((sa + 1)) ] && [ "$sn_n" -le $((sb + 2)) ] &&
+		[ "$(nonzero_from "$WORK/sn.region" "$sn_n")" = 0 ] || bad="$bad $sn($sa,$sb:$sn_n)"
+done <"$WORK/snaps"
+what="three more snapshots taken while both guests ran are crash-consistent too ($(tr '\n' ' ' <"$WORK/snaps"))$bad"
+[ "$(wc -l <"$WORK/snaps")" = 3 ] && [ -z "$bad" ]
+tap_check "$what" $? "$WORK/snaps" "$WORK/pool.log"
 rm -f "$WORK"/*.out "$WORK"/*.region
 
 # ---- provisioning: three guests from clones of one image --------------------------
