@@ -124,6 +124,9 @@ int nft_nic_ruleset(const char *vmid, unsigned index, const struct net_nic *nic,
 		RULE("ether saddr != %s counter name %s_mac", mac, c);
 	if (!(s->allow & NET_ALLOW_RESTRICTED))
 		RULE("ether type != { ip, ip6, arp } counter name %s_restricted", c);
+	else /* a guest's VLAN is its port's; a tag would carry IP, ARP or DHCP
+	      * past the rules below, which read the outer EtherType */
+		RULE("ether type { 8021q, 8021ad } counter name %s_restricted", c);
 	if (!(s->allow & NET_ALLOW_DHCP_SPOOF)) {
 		RULE("ether type ip udp sport 67 counter name %s_dhcp", c);
 		RULE("ether type ip6 udp sport 547 counter name %s_dhcp", c);

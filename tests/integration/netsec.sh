@@ -110,6 +110,8 @@ passes() {
 	echo "t0 rx_packets: $before -> $after"
 	[ "$after" -gt "$before" ]
 }
+# stays CMD...: CMD's frame does not reach the host bridge.
+stays() { ! passes "$@"; }
 # leftovers VMID: print the VM's links, nft table and record, if any.
 leftovers() {
 	ip -o link show | grep -o "zvm$1[ni][0-9]*" || true
@@ -135,6 +137,9 @@ dhcp_server_frame() { # SRC_MAC SRC_IP(hex): UDP 67 -> 68, an "offer" from the g
 }
 ethertype_frame() { # SRC_MAC: EtherType 0x88b5 (local experimental)
 	echo "$BC $1 88b5 7a6f6e65766d"
+}
+tagged_ip_frame() { # SRC_MAC SRC_IP(hex): 802.1Q-tagged (VID 1) ICMP echo to 10.9.0.1
+	echo "$BC $1 8100 0001 0800 4500 001c 0000 0000 4001 0000 $2 0a090001 0800 f7ff 0000 0000"
 }
 
 # --- nic tags ------------------------------------------------------------
@@ -234,6 +239,11 @@ check "the lifted blocks count nothing (c1 ip, c2 mac+arp, c3 dhcp, c4 restricte
 	"zonevm nic stats c1 0 | grep -q 'drop_ip 0' && zonevm nic stats c2 0 | grep -q 'drop_mac 0' &&
 	 zonevm nic stats c2 0 | grep -q 'drop_arp 0' && zonevm nic stats c3 0 | grep -q 'drop_dhcp 0' &&
 	 zonevm nic stats c4 0 | grep -q 'drop_restricted 0'"
+# A tag would carry IPv4 past the rules, which match the outer EtherType.
+check "allow_restricted_traffic: an 802.1Q-tagged IPv4 frame is still dropped (drop_restricted moves)" \
+	moved c4 drop_restricted in_ns gc4 "$NICWIRE" send eth0 "$(tagged_ip_frame 02000000c401 0a090060)"
+check "... and it never reaches the bridge" \
+	stays in_ns gc4 "$NICWIRE" send eth0 "$(tagged_ip_frame 02000000c401 0a090060)"
 check "the other blocks still hold on an allow VM (c4: foreign IP dropped)" moved c4 drop_ip \
 	sh -c "ip netns exec gc4 $bb ping -c 1 -W 2 10.9.0.1; ip netns exec gc4 ip addr add 10.9.0.97/32 dev eth0; ip netns exec gc4 $bb ping -c 1 -W 1 -I 10.9.0.97 10.9.0.1"
 
@@ -314,9 +324,9 @@ check "no file of t0 left under the root (record, DHCP conf, hosts, leases, log)
 #   r3 reaches r4 but neither the host nor two namespace guests on vlan 20;
 #   r2 (untagged) then reaches the host but not r3 or r4.
 # Gates order the steps: the host adds 10.9.2.250 to t1 once r3 and r4 are
-# done (r2 waits for it before trying vlan 10), and 10.9.2.251 once r2, r3
-# and r4 are done (r1 waits for it, so iperf3 runs while the others idle).
-# Then the VMMs are SIGKILLed: the guards clean up.
+# done (r2 waits for it before trying vlan 10); once r2, r3 and r4 are done
+# the host checks what they did, SIGKILLs their VMMs and adds 10.9.2.251
+# (r1 waits for it, so iperf3 runs alone).  The guards clean up.
 check "nictag create t1 (10.9.2.1/24)" zonevm nictag create t1 --address 10.9.2.1/24
 for g in gv1 gv2; do ip netns del $g 2>/dev/null; guest $g; done
 check "namespace guest v1 on vlan 20 of t1" vm v1 gv1 "tag=t1,ip=10.9.2.43/24,vlan=20"
@@ -330,10 +340,13 @@ nft -f - <<'EON'
 table bridge netsec_obs {
 	counter r1 { }
 	counter r2 { }
+	counter r2q { }
 	chain in {
 		type filter hook input priority 0; policy accept;
 		iifname "zvmr1n0" ether type 0x88b5 counter name "r1"
 		iifname "zvmr2n0" ether type 0x88b5 counter name "r2"
+		iifname "zvmr2n0" ether type 8021q counter name "r2q"
+		iifname "zvmr2n0" udp sport 67 counter name "r2q"
 	}
 }
 EON
@@ -379,6 +392,9 @@ echo bw_down=$($I -c 10.9.2.1 -t 7 -O 2 -f m -R 2>&1 | awk "/receiver/ { print \
 # reached ADDR...: the addresses that answer a ping, or "none".
 # r2, untagged, tries vlan 10 once r3 and r4 have their addresses.
 untagged_body='
+n=0
+for i in 1 2 3; do $NW send eth0 "ffffffffffff $m 8100 0000 0800 4500 0024 0000 0000 4011 0000 0a090220 ffffffff 0043 0044 0010 0000 0201060000000000" && n=$((n + 1)); done
+echo tagged_sent=$n
 gate 10.9.2.250
 ping -c 2 -W 3 10.9.2.1 >/dev/null 2>&1 && echo gated_ping_host=ok
 echo untagged_reached=$(reached 10.9.2.41 10.9.2.42)
@@ -443,14 +459,13 @@ real r2 256M "tag=t1,ip=10.9.2.32/24,allow_ip_spoofing,allow_mac_spoofing,allow_
 real r3 128M "tag=t1,ip=10.9.2.41/24,vlan=10"
 real r4 128M "tag=t1,ip=10.9.2.42/24,vlan=10"
 done_() { [ "$(guest_val "$WORK/$1.log" guest_done)" = yes ]; }
+# Until r2, r3 and r4 are done and r1 waits for its iperf3 gate.
 for _ in $(seq 300); do
 	if done_ r3 && done_ r4 && ! ip -o addr show t1 | grep -q 10.9.2.250/; then
 		ip addr add 10.9.2.250/24 dev t1
 	fi
-	if done_ r2 && done_ r3 && done_ r4 && ! ip -o addr show t1 | grep -q 10.9.2.251/; then
-		ip addr add 10.9.2.251/24 dev t1
-	fi
-	done_ r1 && done_ r2 && done_ r3 && done_ r4 && break
+	done_ r2 && done_ r3 && done_ r4 &&
+		[ -n "$(guest_val "$WORK/r1.log" restricted_sent)" ] && break
 	for r in r1 r2 r3 r4; do
 		eval "kill -0 \$pid_$r" 2>/dev/null || { echo "# VMM $r ended"; break 2; }
 	done
@@ -484,10 +499,16 @@ x1=$(counter r1 drop_restricted)
 o1=$(obs r1)
 [ "$(guest_val "$WORK/r1.log" restricted_sent)" = 3 ] && [ "${x1:-0}" -ge 3 ] && [ "$o1" = 0 ]
 tap_check "real guest r1: non-IP ethertype frames blocked, drop_restricted $x1, reached t1 $o1" $? "$WORK/r1.log"
-x2=$(counter r2 drop_restricted)
 o2=$(obs r2)
-[ "$(guest_val "$WORK/r2.log" restricted_sent)" = 3 ] && [ "$x2" = 0 ] && [ "${o2:-0}" -ge 3 ]
-tap_check "real guest r2: allow_restricted_traffic lets them reach t1 ($o2 seen), drop_restricted $x2" $? "$WORK/r2.log"
+[ "$(guest_val "$WORK/r2.log" restricted_sent)" = 3 ] && [ "${o2:-0}" -ge 3 ]
+tap_check "real guest r2: allow_restricted_traffic lets them reach t1 ($o2 seen)" $? "$WORK/r2.log"
+# r2 then sends three priority-tagged (802.1Q, VID 0) DHCP offers: a tag must
+# not carry them past the DHCP rule; they are the only frames r2 gets counted
+# as restricted.
+x2=$(counter r2 drop_restricted)
+q2=$(obs r2q)
+[ "$(guest_val "$WORK/r2.log" tagged_sent)" = 3 ] && [ "$x2" = 3 ] && [ "$q2" = 0 ]
+tap_check "real guest r2: 802.1Q-tagged DHCP offers still dropped, drop_restricted $x2 of 3, reached t1 $q2" $? "$WORK/r2.log"
 # VLANs
 [ "$(guest_val "$WORK/r3.log" vlan_same)" = yes ]
 tap_check "real guests on vlan 10: r3 reaches r4" $? "$WORK/r3.log" "$WORK/r4.log"
@@ -497,6 +518,20 @@ tap_check "real guest r3 (vlan 10) reaches neither the host nor the vlan 20 gues
 u=$(guest_val "$WORK/r2.log" untagged_reached)
 [ "$(guest_val "$WORK/r2.log" gated_ping_host)" = ok ] && [ "$u" = none ]
 tap_check "real guest r2 (untagged) reaches the host but not r3 or r4 on vlan 10 (reached: $u)" $? "$WORK/r2.log"
+# r1 measures its cap alone: the others' VMMs are SIGKILLed (their guards
+# clean up), then the gate opens.
+kill -KILL "$pid_r2" "$pid_r3" "$pid_r4"
+wait "$pid_r2" "$pid_r3" "$pid_r4" 2>/dev/null
+for _ in $(seq 50); do
+	ip -o link | grep -qE 'zvmr[234]n' || break
+	sleep 0.1
+done
+ip addr add 10.9.2.251/24 dev t1
+for _ in $(seq 120); do
+	done_ r1 && break
+	kill -0 "$pid_r1" 2>/dev/null || break
+	sleep 1
+done
 up=$(guest_val "$WORK/r1.log" bw_up)
 down=$(guest_val "$WORK/r1.log" bw_down)
 echo "# real guest r1, max_bandwidth=50M: guest->host $up Mbit/s, host->guest $down Mbit/s"
@@ -507,8 +542,8 @@ tap_check "real guest r1, max_bandwidth=50M: iperf3 guest->host $up Mbit/s (45-5
 within "host->guest" "$down" >"$WORK/bw.log"
 tap_check "real guest r1, max_bandwidth=50M: iperf3 host->guest $down Mbit/s (45-55)" $? "$WORK/r1.log"
 kill "$(cat "$WORK/iperf3-t1.pid" 2>/dev/null)" 2>/dev/null
-kill -KILL "$pid_r1" "$pid_r2" "$pid_r3" "$pid_r4"
-wait "$pid_r1" "$pid_r2" "$pid_r3" "$pid_r4" 2>/dev/null
+kill -KILL "$pid_r1"
+wait "$pid_r1" 2>/dev/null
 kill -TERM "$pid_v1" "$pid_v2"
 wait "$pid_v1" "$pid_v2"
 check "real guests' VMMs SIGKILLed: taps, tables, records removed by the guards" sh -c \

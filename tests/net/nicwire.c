@@ -9,9 +9,10 @@
  *       set up, print "ready TAP..." and carry frames until SIGINT/SIGTERM,
  *       then net_vm_teardown (SIGKILL leaves the cleanup to the guard)
  *   nicwire send IFACE HEX
- *       send one raw Ethernet frame (hex, spaces ignored; an IPv4 header
- *       gets its checksum) from IFACE, to forge what the kernel stack would
- *       not send (ARP with a foreign sender, odd ethertypes, DHCP offers)
+ *       send one raw Ethernet frame (hex, spaces ignored; an IPv4 header,
+ *       also one after an 802.1Q tag, gets its checksum) from IFACE, to
+ *       forge what the kernel stack would not send (ARP with a foreign
+ *       sender, odd ethertypes, VLAN tags, DHCP offers)
  *
  * The veth side uses PACKET_VNET_HDR and the tap gets the offloads a
  * virtio-net guest would accept, so GSO frames travel whole both ways
@@ -58,6 +59,7 @@ static int packet_socket(const char *ifname, int vnet)
 	sll.sll_ifindex = (int)if_nametoindex(ifname);
 	if (!sll.sll_ifindex ||
 	    (vnet && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, sizeof(vnet)) < 0) ||
+	    (vnet && setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &vnet, sizeof(vnet)) < 0) ||
 	    bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
 		close(fd);
 		return -1;
@@ -90,20 +92,41 @@ static int cmd_send(const char *ifname, const char *hex)
 	}
 	if (n < 60)
 		n = 60; /* pad to the Ethernet minimum */
-	if (n >= 34 && f[12] == 0x08 && f[13] == 0x00 && (f[14] & 0x0f) == 5) {
+	/* the IPv4 header, after the EtherType or one 802.1Q tag */
+	size_t ip = f[12] == 0x81 && f[13] == 0x00 ? 18 : 14;
+	if (n >= ip + 20 && f[ip - 2] == 0x08 && f[ip - 1] == 0x00 && (f[ip] & 0x0f) == 5) {
 		/* IPv4: fill in the header checksum, so only our rules judge it */
 		uint32_t sum = 0;
-		f[24] = f[25] = 0;
-		for (int i = 14; i < 34; i += 2)
+		f[ip + 10] = f[ip + 11] = 0;
+		for (size_t i = ip; i < ip + 20; i += 2)
 			sum += (uint32_t)(f[i] << 8 | f[i + 1]);
 		while (sum >> 16)
 			sum = (sum & 0xffff) + (sum >> 16);
-		f[24] = (unsigned char)(~sum >> 8);
-		f[25] = (unsigned char)~sum;
+		f[ip + 10] = (unsigned char)(~sum >> 8);
+		f[ip + 11] = (unsigned char)~sum;
 	}
 	if (send(fd, f, n, 0) < 0) {
 		fprintf(stderr, "nicwire: send on %s: %s\n", ifname, strerror(errno));
 		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The VLAN tag the receive path took off a frame (PACKET_AUXDATA), or 0:
+ * a guest's own 802.1Q tag must reach the tap as the guest sent it.
+ */
+static uint32_t vlan_tag(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		struct tpacket_auxdata a;
+		if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA)
+			continue;
+		memcpy(&a, CMSG_DATA(c), sizeof(a));
+		if (!(a.tp_status & TP_STATUS_VLAN_VALID))
+			return 0;
+		uint16_t tpid = a.tp_status & TP_STATUS_VLAN_TPID_VALID ? a.tp_vlan_tpid : 0x8100;
+		return (uint32_t)tpid << 16 | a.tp_vlan_tci;
 	}
 	return 0;
 }
@@ -113,12 +136,36 @@ static void veth_to_tap(int pfd, int tfd, unsigned char *buf)
 {
 	struct iovec iov[2] = {{buf, VHDR}, {buf + VHDR + 2, FRAME_MAX}};
 	struct sockaddr_ll from;
-	struct msghdr m = {
-	    .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = iov, .msg_iovlen = 2};
+	union {
+		struct cmsghdr c;
+		char b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+	} ctl;
+	struct msghdr m = {.msg_name = &from,
+	                   .msg_namelen = sizeof(from),
+	                   .msg_iov = iov,
+	                   .msg_iovlen = 2,
+	                   .msg_control = &ctl,
+	                   .msg_controllen = sizeof(ctl)};
 	ssize_t n = recvmsg(pfd, &m, MSG_DONTWAIT);
+	uint32_t tag;
 
-	if (n < VHDR || from.sll_pkttype == PACKET_OUTGOING)
+	if (n < VHDR + 2 * ETH_ALEN || from.sll_pkttype == PACKET_OUTGOING)
 		return;
+	tag = vlan_tag(&m);
+	if (tag && n + 4 <= FRAME_MAX + VHDR) {
+		unsigned char *f = buf + VHDR + 2;
+		struct virtio_net_hdr *h = (struct virtio_net_hdr *)buf;
+		memmove(f + 2 * ETH_ALEN + 4, f + 2 * ETH_ALEN, (size_t)n - VHDR - 2 * ETH_ALEN);
+		f[12] = (unsigned char)(tag >> 24);
+		f[13] = (unsigned char)(tag >> 16);
+		f[14] = (unsigned char)(tag >> 8);
+		f[15] = (unsigned char)tag;
+		if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			h->csum_start = (uint16_t)(h->csum_start + 4);
+		if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE)
+			h->hdr_len = (uint16_t)(h->hdr_len + 4);
+		n += 4;
+	}
 	buf[VHDR] = buf[VHDR + 1] = 0;
 	if (write(tfd, buf, (size_t)n + 2) < 0 && errno != EAGAIN)
 		perror("nicwire: tap write");

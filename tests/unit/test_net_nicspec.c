@@ -267,6 +267,7 @@ static void test_rules_default(void **state)
 	assert_non_null(strstr(r, "ether saddr != 02:11:22:33:44:55 counter name n0_mac drop"));
 	assert_non_null(
 	    strstr(r, "ether type != { ip, ip6, arp } counter name n0_restricted drop"));
+	assert_null(strstr(r, "8021q")); /* the restricted rule drops tagged frames already */
 	assert_non_null(strstr(r, "udp sport 67 counter name n0_dhcp drop"));
 	assert_non_null(strstr(r, "udp sport 547 counter name n0_dhcp drop"));
 	assert_non_null(strstr(r, "arp saddr ether != 02:11:22:33:44:55 counter name n0_arp drop"));
@@ -287,7 +288,9 @@ static void test_rules_allow_flags(void **state)
 	(void)state;
 	r = rules_of("tag=t0,ip=10.0.0.5/24,allow_ip_spoofing,allow_mac_spoofing,"
 	             "allow_dhcp_spoofing,allow_restricted_traffic");
-	assert_int_equal(count(r, " drop\n"), 0); /* every block lifted: no drop rule */
+	/* every block lifted: only VLAN-tagged frames are still dropped */
+	assert_int_equal(count(r, " drop\n"), 1);
+	assert_non_null(strstr(r, "ether type { 8021q, 8021ad } counter name n0_restricted drop"));
 	assert_non_null(strstr(r, "jump n0"));
 	free(r);
 	r = rules_of("tag=t0,ip=10.0.0.5/24,allow_mac_spoofing");
@@ -304,7 +307,9 @@ static void test_rules_allow_flags(void **state)
 	                      " drop"));
 	free(r);
 	r = rules_of("tag=t0,allow_restricted_traffic");
-	assert_null(strstr(r, "n0_restricted drop"));
+	assert_null(strstr(r, "ether type != { ip, ip6, arp }"));
+	assert_int_equal(count(r, "n0_restricted drop"), 1);
+	assert_non_null(strstr(r, "ether type { 8021q, 8021ad } counter name n0_restricted drop"));
 	free(r);
 }
 
