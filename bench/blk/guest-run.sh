@@ -29,8 +29,8 @@ for job in randread:4k randwrite:4k read:1M write:1M warm:1M randread:4k:warm; d
 	set -- --time_based --runtime="$rt"
 	case "$job" in
 	warm:*)
-		name=warm-pass
-		rw=read
+		name="warm-pass"
+		rw="read"
 		set -- --size="${warm}M"
 		;;
 	*:warm)

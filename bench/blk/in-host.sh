@@ -40,7 +40,7 @@ out=$(mktemp)
 log=$(mktemp)
 
 P=$DATA/pool.img
-export ZONEVM_ROOT=$DATA/root
+export ZONEVM_ROOT="$DATA/root"
 
 # The run disk of tools/kvmhost has room for what --add carried: a
 # placeholder reserved the space for the file under test and the pool.
@@ -141,7 +141,7 @@ for job in $jobs; do
 done
 echo
 echo "ratios (bandwidth; = IOPS ratio at a fixed block size):"
-printf '  %-17s %10s %10s %10s %10s %10s' job off/zonevm lz4/zonevm off/qemu lz4/qemu zonevm/qemu
+printf '  %-17s %11s %11s %11s %11s %11s' job off/zonevm lz4/zonevm off/qemu lz4/qemu zonevm/qemu
 [ "$with_vhost" = 1 ] && printf ' %12s' vhost/zonevm
 echo
 for job in $jobs; do
@@ -153,7 +153,7 @@ for job in $jobs; do
 	awk -v j="$job" -v z="$z" -v o="$o" -v c="$c" -v q="$q" -v h="$h" -v wv="$with_vhost" '
 		function r(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "n/a" }
 		BEGIN {
-			printf "  %-17s %10s %10s %10s %10s %10s", j, r(o, z), r(c, z), r(o, q), r(c, q), r(z, q)
+			printf "  %-17s %11s %11s %11s %11s %11s", j, r(o, z), r(c, z), r(o, q), r(c, q), r(z, q)
 			if (wv == 1) printf " %12s", r(h, z)
 			printf "\n" }'
 done

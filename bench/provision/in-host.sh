@@ -29,7 +29,7 @@ C="console=ttyS0 panic=-1 quiet zonevm.scriptdisk=vda"
 pat="zprov: userspace from the image"
 P=$DATA/pool.img
 CP=$DATA/copy.raw
-export ZONEVM_ROOT=$DATA/root
+export ZONEVM_ROOT="$DATA/root"
 out=$(mktemp)
 
 rm -f "$DATA/space"
