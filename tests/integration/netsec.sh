@@ -341,12 +341,16 @@ table bridge netsec_obs {
 	counter r1 { }
 	counter r2 { }
 	counter r2q { }
+	counter r1a { }
+	counter r2a { }
 	chain in {
 		type filter hook input priority 0; policy accept;
 		iifname "zvmr1n0" ether type 0x88b5 counter name "r1"
 		iifname "zvmr2n0" ether type 0x88b5 counter name "r2"
 		iifname "zvmr2n0" ether type 8021q counter name "r2q"
 		iifname "zvmr2n0" udp sport 67 counter name "r2q"
+		iifname "zvmr1n0" arp saddr ether 02:00:00:00:77:77 counter name "r1a"
+		iifname "zvmr2n0" arp saddr ether 02:00:00:00:77:77 counter name "r2a"
 	}
 }
 EON
@@ -381,6 +385,11 @@ m=$(echo $mac0 | tr -d :)
 n=0
 for i in 1 2 3; do $NW send eth0 "ffffffffffff $m 88b5 7a6f6e65766d" && n=$((n + 1)); done
 echo restricted_sent=$n
+l=$(cat /tmp/lease)
+a=$(printf "%02x" $(echo ${l%%/*} | tr . " "))
+n=0
+for i in 1 2; do $NW send eth0 "ffffffffffff $m 0806 0001 0800 06 04 0001 020000007777 $a 000000000000 0a090201" && n=$((n + 1)); done
+echo arp_mac_sent=$n
 '
 # r1 measures its max_bandwidth=50M once the other guests are done.
 bw_body='
@@ -465,7 +474,7 @@ for _ in $(seq 300); do
 		ip addr add 10.9.2.250/24 dev t1
 	fi
 	done_ r2 && done_ r3 && done_ r4 &&
-		[ -n "$(guest_val "$WORK/r1.log" restricted_sent)" ] && break
+		[ -n "$(guest_val "$WORK/r1.log" arp_mac_sent)" ] && break
 	for r in r1 r2 r3 r4; do
 		eval "kill -0 \$pid_$r" 2>/dev/null || { echo "# VMM $r ended"; break 2; }
 	done
@@ -487,6 +496,13 @@ tap_check "real guest r2: allow_ip_spoofing and allow_mac_spoofing let both thro
 tap_check "real guest r1: ARP with a foreign sender IP (arping -s) blocked, drop_arp $(counter r1 drop_arp)" $? "$WORK/r1.log"
 [ "$(guest_val "$WORK/r2.log" spoof_arp)" = passed ]
 tap_check "real guest r2: allow_ip_spoofing lets the same ARP through" $? "$WORK/r2.log"
+# Two ARP frames with a foreign sender MAC from each (nicwire on its disk).
+a1=$(obs r1a)
+[ "$(guest_val "$WORK/r1.log" arp_mac_sent)" = 2 ] && [ "$a1" = 0 ] && [ "$(counter r1 drop_arp)" -gt 0 ]
+tap_check "real guest r1: ARP with a foreign sender MAC blocked, reached t1 $a1, drop_arp $(counter r1 drop_arp)" $? "$WORK/r1.log"
+a2=$(obs r2a)
+[ "$(guest_val "$WORK/r2.log" arp_mac_sent)" = 2 ] && [ "${a2:-0}" -ge 2 ]
+tap_check "real guest r2: allow_mac_spoofing lets it reach t1 ($a2 seen)" $? "$WORK/r2.log"
 # Both guests run udhcpd and then ask for leases a few times: each one's
 # server answers the other's discover, and its offers stop at its own tap.
 d1=$(counter r1 drop_dhcp)
