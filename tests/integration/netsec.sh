@@ -138,6 +138,9 @@ dhcp_server_frame() { # SRC_MAC SRC_IP(hex): UDP 67 -> 68, an "offer" from the g
 ethertype_frame() { # SRC_MAC: EtherType 0x88b5 (local experimental)
 	echo "$BC $1 88b5 7a6f6e65766d"
 }
+ip6_frame() { # SRC_MAC SRC_IP6(hex): ICMPv6 echo request to ff02::1
+	echo "333300000001 $1 86dd 6000 0000 0008 3a40 $2 ff020000000000000000000000000001 8000 0000 0000 0000"
+}
 tagged_ip_frame() { # SRC_MAC SRC_IP(hex): 802.1Q-tagged (VID 1) ICMP echo to 10.9.0.1
 	echo "$BC $1 8100 0001 0800 4500 001c 0000 0000 4001 0000 $2 0a090001 0800 f7ff 0000 0000"
 }
@@ -217,6 +220,11 @@ check "non-IP ethertype dropped (drop_restricted moves)" moved a drop_restricted
 check "a blocked non-IP frame never reaches the bridge" sh -c \
 	"! { before=\$(ip -s link show dev t0 | awk '/RX:/ { getline; print \$2 }'); ip netns exec ga $NICWIRE send eth0 '$(ethertype_frame 020000000a01)'; sleep 0.2; [ \$(ip -s link show dev t0 | awk '/RX:/ { getline; print \$2 }') -gt \$before ]; }"
 
+check "foreign IPv6 source dropped (drop_ip moves)" moved a drop_ip \
+	in_ns ga "$NICWIRE" send eth0 "$(ip6_frame 020000000a01 20010db8000000000000000000000099)"
+check "IPv6 from the link-local address of the NIC's MAC gets through" passes \
+	in_ns ga "$NICWIRE" send eth0 "$(ip6_frame 020000000a01 fe80000000000000000000fffe000a01)"
+
 # --- the allow flags lift each block (one VM per flag) ------------------------
 check "VM c1: allow_ip_spoofing" vm c1 gc1 "tag=t0,mac=02:00:00:00:c1:01,ip=10.9.0.21/24,allow_ip_spoofing"
 check "VM c2: allow_mac_spoofing" vm c2 gc2 "tag=t0,mac=02:00:00:00:c2:01,ip=10.9.0.22/24,allow_mac_spoofing"
@@ -225,6 +233,8 @@ check "VM c4: allow_restricted_traffic" vm c4 gc4 "tag=t0,mac=02:00:00:00:c4:01,
 for i in 1 2 3 4; do in_ns gc$i ip addr add 10.9.0.2$i/24 dev eth0; done
 in_ns gc1 ip addr add 10.9.0.98/32 dev eth0
 check "allow_ip_spoofing: a foreign source IP gets through" in_ns gc1 "$bb" ping -c 2 -W 2 -I 10.9.0.98 10.9.0.1
+check "allow_ip_spoofing: a foreign IPv6 source gets through" passes \
+	in_ns gc1 "$NICWIRE" send eth0 "$(ip6_frame 02000000c101 20010db8000000000000000000000098)"
 in_ns gc2 ip link set eth0 address 02:00:00:00:c2:77
 check "allow_mac_spoofing: a changed MAC gets through" in_ns gc2 "$bb" ping -c 2 -W 2 10.9.0.1
 check "allow_mac_spoofing: forged ARP sender MAC gets through" passes \
