@@ -122,6 +122,9 @@ int pool_blk_stage_flush(struct pool *p)
 	p->stage_copied = 0;
 	p->stage_niov = 0;
 	int err = raw_writev(p, p->stage_iov, n, len, p->stage_sec * POOL_SECTOR);
+	if (err) /* staged blocks may be in dirty leaves (written ahead) or a tree
+	          * being synced already: memory no longer matches what can be read */
+		p->poisoned = err;
 	/* start writing a long run back now, so that the device works while
 	 * the next leaves are compressed and checksummed, and the fdatasync
 	 * of the commit waits for less (only a hint: errors are the flush's) */
