@@ -118,7 +118,7 @@ struct vblk_queue {
 struct vblk {
 	struct virtio_dev dev; /* first: virtio.c hands it back */
 	struct vblk_backend *be;
-	char name[64];
+	char name[VIRTIO_NAME_MAX];
 	bool read_only;
 	char id[VBLK_ID_BYTES];
 	uint64_t capacity; /* sectors */
@@ -511,7 +511,7 @@ int vblk_create(const struct vblk_config *cfg, struct vblk_backend *be, const st
 	uint64_t feat = VIRTIO_F_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
 	                VIRTIO_F_BIT(VIRTIO_RING_F_EVENT_IDX) | VIRTIO_F_BIT(VIRTIO_BLK_F_SEG_MAX) |
 	                VIRTIO_F_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_F_BIT(VIRTIO_BLK_F_FLUSH);
-	char name[96];
+	char name[VIRTIO_NAME_MAX];
 	struct vblk *b;
 	int r;
 

@@ -56,7 +56,7 @@ static uint64_t virtio_now_ns(void)
 
 void virtio_dev_log_guest(struct virtio_dev *dev, const char *fmt, ...)
 {
-	char prefix[96];
+	char prefix[VIRTIO_NAME_MAX + 2];
 	va_list ap;
 	uint64_t now = virtio_now_ns();
 	uint64_t start = __atomic_load_n(&dev->log_window_ns, __ATOMIC_RELAXED);

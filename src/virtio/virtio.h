@@ -147,17 +147,20 @@ struct virtio_dev_ops {
 };
 
 #define VIRTIO_CONFIG_MAX 64
+/* A device's name in messages: "virtio-blk PATH"; a vhost-user socket path
+ * (at most 107 bytes) fits whole. */
+#define VIRTIO_NAME_MAX 128
 
 /* Fields a transport may read; only virtio.c and the device write them. */
 struct virtio_dev {
 	const struct virtio_dev_ops *ops;
-	char name[48];           /* for messages: "virtio-blk vda" */
-	uint16_t device_id;      /* VIRTIO_ID_* */
-	uint16_t num_queues;     /* queues the device offers */
-	uint16_t queue_size_max; /* largest queue size accepted */
-	uint64_t host_features;  /* offered */
-	uint64_t guest_features; /* accepted by virtio_dev_set_features */
-	uint32_t config_len;     /* bytes of device config space */
+	char name[VIRTIO_NAME_MAX]; /* for messages: "virtio-blk PATH" */
+	uint16_t device_id;         /* VIRTIO_ID_* */
+	uint16_t num_queues;        /* queues the device offers */
+	uint16_t queue_size_max;    /* largest queue size accepted */
+	uint64_t host_features;     /* offered */
+	uint64_t guest_features;    /* accepted by virtio_dev_set_features */
+	uint32_t config_len;        /* bytes of device config space */
 	uint8_t config[VIRTIO_CONFIG_MAX];
 	const struct gmem *gm;
 	struct virtio_env env;

@@ -641,6 +641,34 @@ static void test_size_not_multiple(void **state)
 	unlink(path);
 }
 
+/* A disk named by a long path (a vhost-user socket path: up to 107 bytes,
+ * such as ROOT/run/POOL.N.vhost) is named whole in the device's messages. */
+static void test_long_name(void **state)
+{
+	char path[] = "/tmp/zonevm-blk-XXXXXX";
+	char name[108], want[VIRTIO_NAME_MAX];
+	int fd = mkstemp(path);
+	struct vblk_config cfg = {.name = name, .num_queues = 1};
+	struct vblk_backend *be;
+	struct virtio_dev *dev;
+	struct vguest g;
+
+	(void)state;
+	memset(name, 'n', sizeof(name) - 1);
+	name[0] = '/';
+	name[sizeof(name) - 1] = 0;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	assert_int_equal(vblk_file_open(fd, path, 1, 256, &be), 0);
+	assert_int_equal(vguest_init(&g, 16 << 20), 0);
+	assert_int_equal(vblk_create(&cfg, be, &g.gm, &g.env, &dev), 0);
+	snprintf(want, sizeof(want), "virtio-blk %s", name);
+	assert_string_equal(dev->name, want);
+	virtio_dev_destroy(dev);
+	vguest_fini(&g);
+	unlink(path);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -665,6 +693,7 @@ int main(void)
 	    cmocka_unit_test(test_block_device),
 	    cmocka_unit_test(test_size_not_multiple),
 	    cmocka_unit_test(test_direct_io),
+	    cmocka_unit_test(test_long_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

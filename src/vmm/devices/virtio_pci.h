@@ -34,7 +34,7 @@ struct vpci {
 	struct bus *mmio;
 	struct vpci_host host;
 	struct msix msix;
-	char name[64];
+	char name[VIRTIO_NAME_MAX];
 	uint64_t mapped_at; /* BAR address decoded on mmio, or 0 */
 	uint32_t dfselect, gfselect;
 	uint64_t driver_features;
