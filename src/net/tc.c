@@ -12,8 +12,12 @@
  * The ifb is needed because Linux shapes only on egress; an ingress policer
  * (act_police) would do without it but drops instead of queueing, and is
  * not in every kernel.  Burst: 20 ms worth of rate, at least 64 KiB so one
- * GSO super-packet from the vnet header path fits; queue limit: 50 ms of
- * latency.  The qdiscs on the tap vanish with it; the ifb is deleted by name.
+ * GSO super-packet from the vnet header path fits.  Queue limit: 50 ms of
+ * latency to the guest; 200 ms from it, because the guest's TSO sends 64 KiB
+ * super-packets in bursts and a tap write gets no back-pressure from the
+ * ifb: with 50 ms (7 super-packets at 50 Mbit/s) the queue overflowed and a
+ * guest's TCP flow reached only 41 of 50 Mbit/s on a loaded host.  The
+ * qdiscs on the tap vanish with it; the ifb is deleted by name.
  */
 #include <errno.h>
 #include <linux/if.h>
@@ -33,13 +37,14 @@
 
 #include "internal.h"
 
-#define TC_BURST_MIN   (64 * 1024)
-#define TC_LATENCY_US  50000
-#define TC_INGRESS     0xffff0000u
-#define TC_ROOT_HANDLE 0x00010000u
+#define TC_BURST_MIN      (64 * 1024)
+#define TC_LATENCY_US     50000  /* to the guest (tap egress) */
+#define TC_LATENCY_IFB_US 200000 /* from the guest (ifb egress) */
+#define TC_INGRESS        0xffff0000u
+#define TC_ROOT_HANDLE    0x00010000u
 
 static int tc_tbf(struct net_ctx *ctx, int ifindex, const char *name, uint64_t bits_per_s,
-                  struct net_err *err)
+                  int latency_us, struct net_err *err)
 {
 	struct rtnl_qdisc *q = rtnl_qdisc_alloc();
 	uint64_t rate = bits_per_s / 8; /* bytes/s, fits 32 bits (nicspec.c) */
@@ -56,7 +61,7 @@ static int tc_tbf(struct net_ctx *ctx, int ifindex, const char *name, uint64_t b
 	r = rtnl_tc_set_kind(TC_CAST(q), "tbf");
 	if (r == 0) {
 		rtnl_qdisc_tbf_set_rate(q, (int)rate, (int)burst, 0);
-		r = rtnl_qdisc_tbf_set_limit_by_latency(q, TC_LATENCY_US);
+		r = rtnl_qdisc_tbf_set_limit_by_latency(q, latency_us);
 	}
 	if (r == 0)
 		r = rtnl_qdisc_add(ctx->nl, q, NLM_F_CREATE | NLM_F_REPLACE);
@@ -154,9 +159,9 @@ int tc_cap(struct net_ctx *ctx, const char *tap, const char *ifb, uint64_t bits_
 	ifbi = link_index(ctx, ifb);
 	if (ifbi < 0)
 		return net_fail(err, ifbi, "ifb %s: missing after creation", ifb);
-	r = tc_tbf(ctx, tapi, tap, bits_per_s, err);
+	r = tc_tbf(ctx, tapi, tap, bits_per_s, TC_LATENCY_US, err);
 	if (!r)
-		r = tc_tbf(ctx, ifbi, ifb, bits_per_s, err);
+		r = tc_tbf(ctx, ifbi, ifb, bits_per_s, TC_LATENCY_IFB_US, err);
 	if (!r)
 		r = tc_redirect(ctx, tapi, ifbi, tap, err);
 	return r;
