@@ -18,7 +18,8 @@
 #  - the daemon SIGKILLed while a guest writes: the VMM survives, the guest
 #    gets I/O errors, the VMM logs it once and exits at power-off; the
 #    restarted daemon's pool scrubs clean, every acknowledged block is
-#    there, and a guest attaches the volume again.
+#    there, and a guest attaches the volume again and writes on; the same
+#    with SIGTERM (the daemon's final commit while a guest writes).
 # Needs real KVM.
 . "${TESTS:-/tests}/lib.sh"
 
@@ -240,14 +241,15 @@ nonzero_from() {
 '
 eval "$SEQ_FUNCS"
 
-# The guest's writer: the sequence to /dev/vda, block by block, each one
+# The guest's writer: the sequence to /dev/vda, block by block (from block
+# START, default 0), each one
 # flushed (conv=fsync) before "ack=I" is printed; it stops at the first
 # failed write, after NBLK blocks, or when its control disk /dev/vdb starts
 # with "stop" (and with WAIT_STOP=1 waits for that). Then it reads the
 # region back uncached and checks it.
 WRITER='
 gen_seq "$SEED" "$NBLK" >/tmp/seq
-i=0
+i=${START:-0}
 while [ $i -lt "$NBLK" ]; do
 	if ! dd if=/tmp/seq of=/dev/vda bs=4096 skip=$i seek=$i count=1 conv=notrunc,fsync 2>/dev/null; then
 		echo write_failed=$i
@@ -511,7 +513,35 @@ data_checks "QEMU vhost-user-blk-pci + vol serve tank/q --vhost-user (in the poo
 tap_check "vol serve --vhost-user ends cleanly on SIGTERM" $? "$WORK/vserve.log"
 rm -f "$WORK/q.out"
 
-# ---- the daemon SIGKILLed while the guest writes ------------------------------------
+# ---- the daemon SIGKILLed, then SIGTERMed, while a guest writes ----------------------
+# stopped_checks WHAT LOG RC: the guest of LOG (its zonevm run ended with RC)
+# got I/O errors once its daemon was gone; its VMM logged that once and
+# exited 0 at power-off.
+stopped_checks() {
+	f=$(guest_val "$2" write_failed)
+	[ "$3" -eq 0 ] && [ -n "$f" ] && [ "$f" -lt "$NBLK" ] &&
+		[ "$(guest_val "$2" read_after)" = failed ] &&
+		[ "$(grep -c 'backend closed its socket' "$2")" = 1 ]
+	tap_check "$1: the guest's writes (from block $f) and reads fail with I/O errors, its VMM logs it once and exits 0 at power-off" $? "$2"
+}
+
+# restart_checks N K: the daemon started again (log daemonN.log; sets
+# dpid); the pool scrubs clean; tank/k holds every block from 0 to K (the
+# acknowledged ones) and nothing after its prefix (sets n).
+restart_checks() {
+	rm -f "$R/run/tank.sock"
+	zonevm pool serve tank 2>"$WORK/daemon$1.log" &
+	dpid=$!
+	wait_sock "$R/run/tank.sock"
+	zonevm pool scrub tank >"$WORK/scrub.log" 2>&1 && grep -q ' 0 damaged' "$WORK/scrub.log"
+	tap_check "the restarted daemon's pool scrubs clean" $? "$WORK/scrub.log" "$WORK/daemon$1.log"
+	zonevm vol export tank/k "$WORK/k.out" >>"$WORK/pool.log" 2>&1
+	head -c $((NBLK * 4096)) "$WORK/k.out" >"$WORK/k.region"
+	n=$(prefix_len "$WORK/k.region" "$WORK/seq")
+	[ "$n" -ge $(($2 + 1)) ] && [ "$(nonzero_from "$WORK/k.region" "$n")" = 0 ]
+	tap_check "every acknowledged block is there (0..$2; the volume has 0..$((n - 1)), nothing after)" $? "$WORK/pool.log"
+}
+
 start_writer dkill tank/k
 lk=$WORK/dkill.log
 kpid=$wpid
@@ -519,39 +549,37 @@ wait_ack "$lk" 10
 kill -9 "$dpid"
 wait "$dpid" 2>/dev/null
 wait "$kpid"
-rc=$(cat "$WORK/dkill.rc")
-k=$(last_ack "$lk")
-f=$(guest_val "$lk" write_failed)
-[ "$rc" -eq 0 ] && [ -n "$f" ] && [ "$f" -lt "$NBLK" ] && [ "$(guest_val "$lk" read_after)" = failed ]
-tap_check "daemon SIGKILLed mid-I/O: the guest's writes (after block $k) and reads fail with I/O errors, the VMM exits cleanly at power-off" $? "$lk"
-[ "$(grep -c 'backend closed its socket' "$lk")" = 1 ]
-tap_check "the VMM logs the daemon's death once" $? "$lk"
+stopped_checks "daemon SIGKILLed mid-I/O" "$lk" "$(cat "$WORK/dkill.rc")"
+restart_checks 2 "$(last_ack "$lk")"
 
-rm -f "$R/run/tank.sock"
-zonevm pool serve tank 2>"$WORK/daemon2.log" &
-dpid=$!
-wait_sock "$R/run/tank.sock"
-zonevm pool scrub tank >"$WORK/scrub.log" 2>&1 && grep -q ' 0 damaged' "$WORK/scrub.log"
-tap_check "the restarted daemon's pool scrubs clean" $? "$WORK/scrub.log" "$WORK/daemon2.log"
-zonevm vol export tank/k "$WORK/k.out" >>"$WORK/pool.log" 2>&1
-head -c $((NBLK * 4096)) "$WORK/k.out" >"$WORK/k.region"
-n=$(prefix_len "$WORK/k.region" "$WORK/seq")
-[ "$n" -ge $((k + 1)) ] && [ "$(nonzero_from "$WORK/k.region" "$n")" = 0 ]
-tap_check "every acknowledged block is there (0..$k; the volume has 0..$((n - 1)), nothing after)" $? "$WORK/pool.log"
-
+# A new guest attaches tank/k, reads it and goes on writing the sequence
+# from where it ends; the daemon gets SIGTERM meanwhile.
 lr=$WORK/reattach.log
 ctl_disk "$WORK/ctlr" '
 dd if=/dev/vda of=/tmp/back bs=4096 count="$NBLK" iflag=direct 2>/dev/null
 gen_seq "$SEED" "$NBLK" >/tmp/seq
-echo again=$(prefix_len /tmp/back /tmp/seq)
-'
-zrun "$lr" --kernel "$K" --initrd "$I" --cpus 1 --mem 128M \
-	--cmdline "$C zonevm.script=$BOOT" --disk vol=tank/k --disk "$WORK/ctlr"
-[ "$rc" -eq 0 ] && [ "$(guest_val "$lr" again)" = "$n" ]
-tap_check "a guest attaches tank/k again through the restarted daemon and reads the same blocks" $? "$lr" "$WORK/daemon2.log"
-
+START=$(prefix_len /tmp/back /tmp/seq)
+echo again=$START
+'"$WRITER"
+(
+	zrun "$lr" --kernel "$K" --initrd "$I" --cpus 1 --mem 128M \
+		--cmdline "$C zonevm.script=$BOOT" --disk vol=tank/k --disk "$WORK/ctlr"
+	echo "$rc" >"$WORK/reattach.rc"
+) &
+rpid=$!
+wait_ack "$lr" $((n + 5))
+[ "$(guest_val "$lr" again)" = "$n" ]
+tap_check "a guest attaches tank/k again through the restarted daemon, reads the same blocks and writes more" $? "$lr" "$WORK/daemon2.log"
 kill "$dpid"
 wait "$dpid"
-tap_check "the restarted pool daemon ends cleanly on SIGTERM" $? "$WORK/daemon2.log"
+drc=$?
+wait "$rpid"
+[ "$drc" -eq 0 ] && grep -q 'final commit done' "$WORK/daemon2.log"
+tap_check "SIGTERM of the daemon while that guest writes: it exits 0 after its final commit" $? "$WORK/daemon2.log"
+stopped_checks "daemon SIGTERMed mid-I/O" "$lr" "$(cat "$WORK/reattach.rc")"
+restart_checks 3 "$(last_ack "$lr")"
+kill "$dpid"
+wait "$dpid"
+tap_check "the pool daemon ends cleanly on SIGTERM" $? "$WORK/daemon3.log"
 
 tap_end
