@@ -325,6 +325,9 @@ mount -t ext2 /dev/vda /mnt && echo mount_rc=0
 for i in 1 2 3 4; do dd if=/dev/urandom of=/mnt/f$i bs=64k count=$((i * 8)) 2>/dev/null; done
 echo fs_sum=$(cat /mnt/f* | sha256sum | cut -c1-64)
 umount /mnt && echo umount_rc=0
+'"$RESET_SCRIPT"'
+dd if=/dev/urandom of=/tmp/r bs=64k count=1 2>/dev/null
+dd if=/tmp/r of=/dev/vda bs=64k seek=1000 conv=fsync 2>/dev/null && echo after_reset=$(sha256sum </tmp/r | cut -c1-64)
 echo dev_sum=$(dd if=/dev/vda bs=1M 2>/dev/null | sha256sum | cut -c1-64)
 ')" --disk vol=tank/v
 zonevm vol export tank/v "$WORK/v.out" >>"$WORK/pool.log" 2>&1
@@ -332,6 +335,11 @@ zonevm vol export tank/v "$WORK/v.out" >>"$WORK/pool.log" 2>&1
 	[ "$(guest_val "$log" umount_rc)" = 0 ] &&
 	[ "$(sha <"$WORK/v.out")" = "$(guest_val "$log" dev_sum)" ]
 tap_check "a guest on pool volume tank/v (vol=): mkfs, write, flush, power-off; vol export matches" $? "$log" "$WORK/daemon.log" "$WORK/pool.log"
+r=$(guest_val "$log" after_reset)
+[ "$(guest_val "$log" unbound)" = yes ] &&
+	[ "$(guest_val "$log" rebind)" = "$(head -c 8388608 "$WORK/v.out" | sha)" ] && [ -n "$r" ] &&
+	[ "$(dd if="$WORK/v.out" bs=64k skip=1000 count=1 2>/dev/null | sha)" = "$r" ]
+tap_check "tank/v: driver unbind/bind (device reset through the pool daemon's backend) reads the same data, and a write after it lands" $? "$log" "$WORK/daemon.log"
 if command -v e2fsck >/dev/null; then
 	e2fsck -fn "$WORK/v.out" >"$WORK/fsck.log" 2>&1
 	tap_check "the exported volume's file system is clean (e2fsck)" $? "$WORK/fsck.log"
