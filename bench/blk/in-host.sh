@@ -52,9 +52,12 @@ fallocate -l "${size_mb}M" "$D" || { echo "blk: fallocate $D failed" >&2; exit 1
 # nothing to gain.
 dd if=/dev/urandom of="$D" bs=1M count="$size_mb" conv=notrunc,fsync 2>/dev/null
 echo "# file $D: $size_mb MiB, fallocate + pseudo-random data; $(uname -r) host, $(nproc) CPUs"
-# The pool: room for two copies of the file and what the writes of a run
-# leave before their blocks are freed.
-zonevm pool create tank "$P" --size "$((size_mb * 2 + 256))M" >/dev/null &&
+# The pool: room for two copies of the file and for what the writes of a
+# run leave before their old blocks are freed (copy on write: a run writes
+# more than the file's size); a nearly full pool would measure its
+# allocator instead.
+pool_mb=$((size_mb * 3 + 256))
+zonevm pool create tank "$P" --size "${pool_mb}M" >/dev/null &&
 	zonevm vol import tank/off "$D" --compression off &&
 	zonevm vol import tank/lz4 "$D" --compression lz4 &&
 	[ "$(zonevm vol export tank/off - | md5sum)" = "$(md5sum <"$D")" ] &&
@@ -62,7 +65,7 @@ zonevm pool create tank "$P" --size "$((size_mb * 2 + 256))M" >/dev/null &&
 	echo "blk: making the pool $P failed" >&2
 	exit 1
 }
-echo "# pool $P ($((size_mb * 2 + 256)) MiB, same file system), two volumes holding the file's bytes:"
+echo "# pool $P ($pool_mb MiB, same file system), two volumes holding the file's bytes:"
 zonevm vol list -o name,blocksize,compression,referenced,compressratio tank | sed 's/^/#   /'
 echo "# fio in the guest: $eng, direct=1, iodepth=32, numjobs=1, ${rt}s per job;" \
 	"ARC-warm read: ${warm} MiB region"
@@ -75,9 +78,10 @@ run() { # label, command...
 	timeout $((rt * 4 + 300)) "$@" >"$log" 2>&1 </dev/null
 	rc=$?
 	tr -d '\r' <"$log" | sed -n 's/^zbench //p' >"$log.z"
-	if ! grep -q "iops=" "$log.z"; then
-		echo "$label: no figures (exit $rc); last lines:"
-		tail -n 20 "$log" | sed 's/^/  /'
+	n=$(grep -c "iops=" "$log.z")
+	if [ "$n" -lt 6 ]; then
+		echo "$label: $n of 6 fio jobs gave figures (exit $rc); last lines:"
+		tr -d '\r' <"$log" | tail -n 20 | sed 's/^/  /'
 	fi
 	sed "s/^/$label /" "$log.z"
 	sed "s/^/$label /" "$log.z" >>"$out"
@@ -96,6 +100,8 @@ while [ "$i" -lt "$runs" ]; do
 			--mem 256M --disk "vol=tank/$v" --disk "$FIOIMG"
 		kill "$dpid"
 		wait "$dpid" || { echo "vol-$v: the pool daemon failed:"; sed 's/^/  /' "$DATA/serve.log"; }
+		grep -i "error" "$DATA/serve.log" | head -n 5 | sed "s/^/# vol-$v: daemon: /"
+		zonevm pool status tank | grep -E "space:|errors:" | sed "s/^ */# vol-$v: after: /"
 	done
 	if [ "$with_vhost" = 1 ]; then
 		# The same file through vhost-user-blk: zonevm disk serve (2
