@@ -8,18 +8,9 @@
  * guest-physical ranges to host pointers.  The seed's policy is no
  * overcommit: if the memory cannot be locked the VM does not start, and the
  * message says how much was asked and which limit stopped it.
- *
- * Locking costs the kernel's zeroing of every page, which dominates VM
- * start when guests are large or the host is slow (0.8 s for 256 MiB in
- * the emulated test host).  So the range is locked on fault first
- * (mlock2 MLOCK_ONFAULT: the limit is checked for the whole range, nothing
- * is touched) and then populated by one thread per online CPU (at most
- * MEM_FAULT_THREADS, one per MEM_FAULT_CHUNK) with MADV_POPULATE_WRITE;
- * when that returns, every page is present and locked, as after mlock().
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,65 +19,6 @@
 
 #include "internal.h"
 #include "layout.h"
-
-#define MEM_FAULT_THREADS 8
-#define MEM_FAULT_CHUNK   (64ULL << 20) /* less per thread is not worth a thread */
-
-struct mem_fault_part {
-	uint8_t *p;
-	uint64_t len;
-	int err; /* 0 or an errno */
-	pthread_t thread;
-	bool started;
-};
-
-static void *mem_fault_part(void *arg)
-{
-	struct mem_fault_part *part = arg;
-
-	if (madvise(part->p, part->len, MADV_POPULATE_WRITE) != 0)
-		part->err = errno;
-	return NULL;
-}
-
-/* Lock [p, p + size) and fault it all in; 0 or an errno. */
-static int mem_lock(uint8_t *p, uint64_t size)
-{
-	struct mem_fault_part parts[MEM_FAULT_THREADS];
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	uint64_t n = (size + MEM_FAULT_CHUNK - 1) / MEM_FAULT_CHUNK, each, off = 0;
-	int err = 0;
-
-	if (mlock2(p, size, MLOCK_ONFAULT) != 0)
-		return errno;
-	if (cpus > 0 && n > (uint64_t)cpus)
-		n = (uint64_t)cpus;
-	if (n > MEM_FAULT_THREADS)
-		n = MEM_FAULT_THREADS;
-	if (n < 2) /* one part: the caller's thread does it */
-		return mlock(p, size) != 0 ? errno : 0;
-	each = (size / n + (2ULL << 20) - 1) & ~((2ULL << 20) - 1); /* whole huge pages */
-	memset(parts, 0, sizeof(parts));
-	for (unsigned i = 0; i < n && off < size; i++) {
-		parts[i].p = p + off;
-		parts[i].len = size - off < each ? size - off : each;
-		off += parts[i].len;
-		parts[i].started =
-		    pthread_create(&parts[i].thread, NULL, mem_fault_part, &parts[i]) == 0;
-		if (!parts[i].started)
-			mem_fault_part(&parts[i]);
-	}
-	for (unsigned i = 0; i < n; i++) {
-		if (parts[i].started)
-			pthread_join(parts[i].thread, NULL);
-		if (parts[i].err && !err)
-			err = parts[i].err;
-	}
-	/* Kernels before 5.14 have no MADV_POPULATE_WRITE: mlock faults it in. */
-	if (err == EINVAL)
-		err = mlock(p, size) != 0 ? errno : 0;
-	return err;
-}
 
 void mem_layout(uint64_t size, uint64_t *low, uint64_t *high)
 {
@@ -164,7 +96,8 @@ int mem_alloc(struct vm_mem *m, uint64_t size, bool shared)
 	/* Huge pages make locking faster and nested paging cheaper; a hint only. */
 	madvise(p, size, MADV_HUGEPAGE);
 	madvise(p, size, MADV_DONTFORK);
-	if ((err = mem_lock(p, size)) != 0) {
+	if (mlock(p, size) != 0) {
+		err = errno;
 		mem_explain_lock_failure(size, err);
 		munmap(p, size);
 		if (m->memfd >= 0)
