@@ -70,8 +70,16 @@ void vm_request_exit(struct vm *vm, int status)
 	int expected = -1;
 	uint64_t one = 1;
 
-	__atomic_compare_exchange_n(&vm->exit_status, &expected, status, false, __ATOMIC_SEQ_CST,
-	                            __ATOMIC_SEQ_CST);
+	/*
+	 * The first reason wins, except that a stop signal overrides a guest
+	 * reboot: with --on-reboot restart, a SIGTERM read while the guest was
+	 * rebooting was otherwise lost and the VM restarted forever.
+	 */
+	if (!__atomic_compare_exchange_n(&vm->exit_status, &expected, status, false,
+	                                 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) &&
+	    status == VMM_EXIT_SIGNAL && expected == VMM_EXIT_REBOOT)
+		__atomic_compare_exchange_n(&vm->exit_status, &expected, status, false,
+		                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	if (write(vm->exit_efd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow here; nothing else to do. */
 	}
