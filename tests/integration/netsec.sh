@@ -306,7 +306,7 @@ bw_try() { # extra iperf3 args
 # less than 75 Mbit/s at this moment (a loaded machine cannot show the
 # lower bound: that check is then reported as skipped, with both figures).
 cap_check() {
-	if awk -v v="${2:-0}" 'BEGIN { exit !(v >= 45 && v <= 55) }'; then
+	if within "$1" "$2" >/dev/null; then
 		tap_ok "$1: $2 Mbit/s (45-55)"
 	elif awk -v v="${2:-0}" -v f="${3:-0}" 'BEGIN { exit !(v > 0 && v < 45 && f > 0 && f < 75) }'; then
 		tap_ok "$1: $2 Mbit/s, at most 55 # SKIP lower bound: without the cap this path carries only $3 Mbit/s now"
