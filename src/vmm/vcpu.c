@@ -270,6 +270,32 @@ static void vcpu_handle_mmio(struct vcpu *v)
 	}
 }
 
+/*
+ * What a crashed vCPU was doing: the registers QEMU also prints on a triple
+ * fault, so that a crash report says where the guest died.
+ */
+static void vcpu_log_crash_state(struct vcpu *v)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_vcpu_events e;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return;
+	vm_log("vCPU %u: rip=%016llx rsp=%016llx rflags=%08llx cs=%04x cr0=%08llx cr2=%016llx "
+	       "cr3=%016llx cr4=%08llx efer=%llx",
+	       v->index, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+	       (unsigned long long)r.rflags, s.cs.selector, (unsigned long long)s.cr0,
+	       (unsigned long long)s.cr2, (unsigned long long)s.cr3, (unsigned long long)s.cr4,
+	       (unsigned long long)s.efer);
+	vm_log("vCPU %u: idt=%016llx/%x gdt=%016llx/%x tr=%04x", v->index,
+	       (unsigned long long)s.idt.base, s.idt.limit, (unsigned long long)s.gdt.base,
+	       s.gdt.limit, s.tr.selector);
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &e) == 0 && e.exception.injected)
+		vm_log("vCPU %u: pending exception %u (error code %x)", v->index,
+		       e.exception.nr, e.exception.error_code);
+}
+
 /* Returns false when this vCPU must stop. */
 static bool vcpu_handle_exit(struct vcpu *v)
 {
@@ -287,6 +313,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_SHUTDOWN:
 		vm_log("guest vCPU %u triple-faulted (KVM_EXIT_SHUTDOWN): the guest crashed",
 		       v->index);
+		vcpu_log_crash_state(v);
 		vm_request_exit(v->vm, VMM_EXIT_CRASH);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
