@@ -292,8 +292,8 @@ static void vcpu_log_crash_state(struct vcpu *v)
 	       (unsigned long long)s.idt.base, s.idt.limit, (unsigned long long)s.gdt.base,
 	       s.gdt.limit, s.tr.selector);
 	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &e) == 0 && e.exception.injected)
-		vm_log("vCPU %u: pending exception %u (error code %x)", v->index,
-		       e.exception.nr, e.exception.error_code);
+		vm_log("vCPU %u: pending exception %u (error code %x)", v->index, e.exception.nr,
+		       e.exception.error_code);
 }
 
 /* Returns false when this vCPU must stop. */
