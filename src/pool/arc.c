@@ -17,8 +17,16 @@
  * and reused in the same txg gets another checksum, so a stale entry is
  * never returned.  Only pool_blk_read() puts blocks here, after their
  * checksum matched; nothing else reads the device through this file.
+ *
+ * Threads: the cache has its own mutex, so that the shared reads of
+ * vol_read_shared() (several threads, the rest of the pool unchanged
+ * meanwhile) may look blocks up and add them at once.  Every function here
+ * takes it, except pool_arc_peek's pointer, which stays valid only while no
+ * other thread can put: the exclusive pool calls use it, shared reads copy
+ * under the lock (pool_arc_copy).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +49,7 @@ struct arc_list {
 };
 
 struct pool_arc {
+	pthread_mutex_t lock; /* everything below */
 	struct arc_buf **hash;
 	size_t hsize, count;
 	struct arc_list l[ARC_NLISTS];
@@ -74,6 +83,7 @@ int pool_arc_create(struct pool *p, uint64_t cap)
 	}
 	a->c = cap;
 	a->p = cap / 2;
+	pthread_mutex_init(&a->lock, NULL);
 	p->arc = a;
 	return 0;
 }
@@ -93,6 +103,7 @@ void pool_arc_destroy(struct pool *p)
 		}
 	}
 	free(a->hash);
+	pthread_mutex_destroy(&a->lock);
 	free(a);
 	p->arc = NULL;
 }
@@ -206,42 +217,73 @@ static void arc_make_room(struct pool_arc *a, uint32_t size, int ghost_b2)
 		buf_drop(a, a->l[ARC_B2].tail);
 }
 
-const void *pool_arc_peek(struct pool *p, const struct pool_bp *bp)
+/* The resident block of BP, moved to the head of T2; NULL on a miss.
+ * COUNT: counted in the statistics.  Called locked. */
+static const uint8_t *arc_lookup(struct pool_arc *a, const struct pool_bp *bp, bool count)
 {
-	struct pool_arc *a = p->arc;
-	struct arc_buf *b;
+	struct arc_buf *b = *arc_slot(a, bp);
 
-	if (!a)
-		return NULL;
-	b = *arc_slot(a, bp);
 	if (!b || !b->data || b->size != bp->lsize) {
-		a->st.misses++;
+		a->st.misses += count;
 		return NULL;
 	}
-	a->st.hits++;
+	a->st.hits += count;
 	list_remove(a, b);
 	list_push(a, b, ARC_T2);
 	return b->data;
 }
 
-int pool_arc_get(struct pool *p, const struct pool_bp *bp, void *buf)
-{
-	const void *data = pool_arc_peek(p, bp);
-
-	if (!data)
-		return -ENOENT;
-	memcpy(buf, data, bp->lsize);
-	return 0;
-}
-
-void pool_arc_put(struct pool *p, const struct pool_bp *bp, const void *buf)
+const void *pool_arc_peek(struct pool *p, const struct pool_bp *bp)
 {
 	struct pool_arc *a = p->arc;
-	struct arc_buf **pp, *b;
-	int ghost_b2 = 0, target = ARC_T1;
+	const void *data;
+
+	if (!a)
+		return NULL;
+	pthread_mutex_lock(&a->lock);
+	data = arc_lookup(a, bp, true);
+	pthread_mutex_unlock(&a->lock);
+	return data;
+}
+
+int pool_arc_get(struct pool *p, const struct pool_bp *bp, void *buf)
+{
+	return pool_arc_copy(p, bp, 0, bp->lsize, buf, true);
+}
+
+int pool_arc_copy(struct pool *p, const struct pool_bp *bp, size_t off, size_t len, void *buf,
+                  bool count)
+{
+	struct pool_arc *a = p->arc;
+	const uint8_t *data;
+
+	if (!a || off > bp->lsize || len > bp->lsize - off)
+		return -ENOENT;
+	pthread_mutex_lock(&a->lock);
+	data = arc_lookup(a, bp, count);
+	if (data)
+		memcpy(buf, data + off, len);
+	pthread_mutex_unlock(&a->lock);
+	return data ? 0 : -ENOENT;
+}
+
+void pool_arc_count_hits(struct pool *p, uint64_t n)
+{
+	struct pool_arc *a = p->arc;
 
 	if (!a)
 		return;
+	pthread_mutex_lock(&a->lock);
+	a->st.hits += n;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* pool_arc_put, called locked. */
+static void arc_put_locked(struct pool_arc *a, const struct pool_bp *bp, const void *buf)
+{
+	struct arc_buf **pp, *b;
+	int ghost_b2 = 0, target = ARC_T1;
+
 	pp = arc_slot(a, bp);
 	b = *pp;
 	if (!buf) { /* evict */
@@ -292,17 +334,30 @@ void pool_arc_put(struct pool *p, const struct pool_bp *bp, const void *buf)
 	list_push(a, b, target);
 }
 
+void pool_arc_put(struct pool *p, const struct pool_bp *bp, const void *buf)
+{
+	struct pool_arc *a = p->arc;
+
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	arc_put_locked(a, bp, buf);
+	pthread_mutex_unlock(&a->lock);
+}
+
 void pool_arc_stats(const struct pool *p, struct pool_arc_stats *st)
 {
-	const struct pool_arc *a = p->arc;
+	struct pool_arc *a = p->arc;
 
 	memset(st, 0, sizeof(*st));
 	if (!a)
 		return;
+	pthread_mutex_lock(&a->lock);
 	*st = a->st;
 	st->cap = a->c;
 	st->target_mru = a->p;
 	st->mru_size = a->l[ARC_T1].bytes;
 	st->mfu_size = a->l[ARC_T2].bytes;
 	st->size = st->mru_size + st->mfu_size;
+	pthread_mutex_unlock(&a->lock);
 }

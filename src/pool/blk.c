@@ -168,26 +168,30 @@ static int stage_write(struct pool *p, const void *buf, uint32_t nsec, uint64_t 
 	return 0;
 }
 
-int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off)
+/* pread LEN bytes exactly; -EIO past the end of the file (a lost block). */
+static int io_pread(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
-	int err = pool_blk_stage_flush(p);
 
-	if (err)
-		return err;
 	while (done < len) {
-		ssize_t n = pread(p->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (n == 0) { /* past the end of a short file: the block is lost */
+		if (n == 0) /* past the end of a short file: the block is lost */
 			return -EIO;
-		}
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+int pool_io_read(struct pool *p, void *buf, size_t len, uint64_t off)
+{
+	int err = pool_blk_stage_flush(p);
+
+	return err ? err : io_pread(p->fd, buf, len, off);
 }
 
 int pool_io_write(struct pool *p, const void *buf, size_t len, uint64_t off)
@@ -445,15 +449,21 @@ int pool_blk_write(struct pool *p, const void *data, uint32_t lsize, int comp, i
 
 /* Read the stored bytes of BP into BUF (the scratch buffer when NULL) and
  * verify them. */
+/* Whether BP's sizes, compression and place on the device are possible. */
+static bool blk_bp_valid(const struct pool *p, const struct pool_bp *bp)
+{
+	return !(bp->psize == 0 || bp->psize > 131072 || bp->lsize == 0 || bp->lsize > 131072 ||
+	         bp->comp >= POOL_COMP_MAX || bp->addr < p->first_sector ||
+	         bp->addr + (bp->psize + POOL_SECTOR - 1) / POOL_SECTOR > p->end_sector);
+}
+
 static int blk_read_raw(struct pool *p, const struct pool_bp *bp, uint8_t *buf, uint8_t **out)
 {
 	uint64_t ck[2];
 	char what[128];
 	int err;
 
-	if (bp->psize == 0 || bp->psize > 131072 || bp->lsize == 0 || bp->lsize > 131072 ||
-	    bp->comp >= POOL_COMP_MAX || bp->addr < p->first_sector ||
-	    bp->addr + (bp->psize + POOL_SECTOR - 1) / POOL_SECTOR > p->end_sector) {
+	if (!blk_bp_valid(p, bp)) {
 		pool_blk_describe(bp, what, sizeof(what));
 		p->read_errors++;
 		return pool_err(p, -EIO, "pool \"%s\": invalid block pointer (%s)", p->name, what);
@@ -521,4 +531,69 @@ int pool_blk_read_device(struct pool *p, const struct pool_bp *bp, void *buf)
 	if (!err)
 		pool_arc_put(p, bp, buf);
 	return err;
+}
+
+/*
+ * Shared reads: several threads at once, so nothing of struct pool is
+ * written here (no scratch buffer, no message, no error count, no stage
+ * flush: pool_obj_read_shared refuses while blocks are staged).  The block
+ * is read into buffers of its own, verified, decompressed and then put in
+ * the ARC, whose lock makes that safe; two threads missing the same block
+ * both read it and the second put finds it cached.
+ */
+static int blk_read_shared_device(struct pool *p, const struct pool_bp *bp, uint8_t *whole)
+{
+	bool direct = bp->comp == POOL_COMP_OFF && bp->psize == bp->lsize;
+	uint8_t *raw = direct ? whole : malloc(bp->psize);
+	uint64_t ck[2];
+	int err;
+
+	if (!raw)
+		return -EAGAIN;
+	err = io_pread(p->fd, raw, bp->psize, bp->addr * POOL_SECTOR);
+	if (!err) {
+		pool_cksum(raw, bp->psize, ck);
+		err = pool_cksum_eq(ck, bp->cksum) ? 0 : -EIO;
+	}
+	if (!err && !direct)
+		err = blk_decompress(bp, raw, whole);
+	if (!direct)
+		free(raw);
+	return err;
+}
+
+int pool_blk_read_shared(struct pool *p, const struct pool_bp *bp, uint32_t off, uint32_t len,
+                         void *buf, bool cached_only, bool *hit)
+{
+	uint8_t *whole;
+	int err;
+
+	*hit = false;
+	if (pool_bp_is_hole(bp)) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (off > bp->lsize || len > bp->lsize - off)
+		return -EAGAIN;
+	if (pool_arc_copy(p, bp, off, len, buf, !cached_only) == 0) {
+		*hit = true;
+		return 0;
+	}
+	if (cached_only || !blk_bp_valid(p, bp))
+		return -EAGAIN;
+	/* the whole block, for the ARC; straight into BUF when it is all of it */
+	whole = off == 0 && len == bp->lsize ? buf : malloc(bp->lsize);
+	if (!whole)
+		return -EAGAIN;
+	err = blk_read_shared_device(p, bp, whole);
+	if (!err) {
+		pool_arc_put(p, bp, whole);
+		if (whole != buf)
+			memcpy(buf, whole + off, len);
+	} else if (whole == buf) {
+		memset(buf, 0, len); /* the caller's buffer never holds bad bytes */
+	}
+	if (whole != buf)
+		free(whole);
+	return err ? -EAGAIN : 0;
 }

@@ -11,6 +11,9 @@
  *
  * Names given to this API are relative to the pool: "vm1", "vm1@monday".
  * A struct pool is used by one thread at a time; all state lives in it.
+ * The one exception is vol_read_shared(), which several threads may call at
+ * once while no other call on the pool runs (a readers-writer lock whose
+ * read side it takes and whose write side every other call takes).
  *
  * Errors are negative errno values; pool_errmsg() then holds a message that
  * names the object and the cause.  The codes:
@@ -125,6 +128,17 @@ void vol_close(struct vol *v);
 uint64_t vol_size(const struct vol *v);
 uint32_t vol_blocksize(const struct vol *v);
 int vol_read(struct vol *v, void *buf, size_t len, uint64_t off);
+/*
+ * vol_read for several threads at once (see the top of this file): the
+ * same bytes, verified the same way, from dirty data, the cache or the
+ * device, but it writes nothing of the pool except the cache (which has
+ * its own lock).  -EAGAIN when it cannot: blocks staged for writing not
+ * yet on the device, a block not cached (VOL_READ_CACHED: serve only from
+ * memory, never wait for the device), or any error; then call vol_read
+ * exclusively, which gives the error with its message and counts it.
+ */
+#define VOL_READ_CACHED 0x1
+int vol_read_shared(struct vol *v, void *buf, size_t len, uint64_t off, int flags);
 /* Write; all-zero blocks become holes.  Durable after pool_sync(). */
 int vol_write(struct vol *v, const void *buf, size_t len, uint64_t off);
 /*

@@ -216,6 +216,16 @@ int pool_blk_read_device(struct pool *p, const struct pool_bp *bp, void *buf);
 int pool_blk_read_uncached(struct pool *p, const struct pool_bp *bp, void *buf);
 /* Read and verify without the cache and without decompressing into BUF. */
 int pool_blk_verify(struct pool *p, const struct pool_bp *bp);
+/*
+ * A shared read (vol_read_shared: several threads, nothing else running on
+ * the pool): bytes [OFF, OFF+LEN) of BP's block into BUF, from the ARC or,
+ * unless CACHED_ONLY, from the device (verified, then cached).  Changes
+ * nothing but the ARC: no message, no error count, no staging.  -EAGAIN
+ * for a miss when CACHED_ONLY and for any failure (the caller retries
+ * exclusively, which reports it).  *HIT: whether the ARC had it.
+ */
+int pool_blk_read_shared(struct pool *p, const struct pool_bp *bp, uint32_t off, uint32_t len,
+                         void *buf, bool cached_only, bool *hit);
 int pool_blk_init(struct pool *p);
 void pool_blk_fini(struct pool *p);
 bool pool_is_zero(const void *buf, size_t len);
@@ -227,8 +237,15 @@ void pool_arc_destroy(struct pool *p);
 /* Copy a cached block into BUF; 0 if found, -ENOENT if not. */
 int pool_arc_get(struct pool *p, const struct pool_bp *bp, void *buf);
 /* The cached bytes of BP (a hit, as pool_arc_get), valid until the next
- * pool_arc_put; NULL on a miss. */
+ * pool_arc_put; NULL on a miss.  Not for shared reads (another thread may
+ * put): they use pool_arc_copy. */
 const void *pool_arc_peek(struct pool *p, const struct pool_bp *bp);
+/* Copy bytes [OFF, OFF+LEN) of a cached block into BUF under the cache's
+ * lock; 0 if found, -ENOENT if not.  COUNT: a hit or miss in the stats. */
+int pool_arc_copy(struct pool *p, const struct pool_bp *bp, size_t off, size_t len, void *buf,
+                  bool count);
+/* Add N hits to the stats (shared reads that succeeded, counted at the end). */
+void pool_arc_count_hits(struct pool *p, uint64_t n);
 void pool_arc_put(struct pool *p, const struct pool_bp *bp, const void *buf);
 void pool_arc_stats(const struct pool *p, struct pool_arc_stats *st);
 
@@ -241,6 +258,9 @@ void pool_obj_clean(struct pool *p, struct pool_obj *o);
 /* Drop dirty leaf B of O (unlinked by the caller). */
 void pool_dbuf_drop(struct pool *p, struct pool_obj *o, struct pool_dbuf *b);
 int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uint64_t off);
+/* pool_obj_read for vol_read_shared (same rules as pool_blk_read_shared). */
+int pool_obj_read_shared(struct pool *p, struct pool_obj *o, void *buf, size_t len, uint64_t off,
+                         bool cached_only);
 int pool_obj_write(struct pool *p, struct pool_obj *o, const void *buf, size_t len, uint64_t off);
 /* Make whole blocks [first, last] holes. */
 int pool_obj_punch_blocks(struct pool *p, struct pool_obj *o, uint64_t first, uint64_t last);

@@ -168,6 +168,23 @@ void pool_obj_clean(struct pool *p, struct pool_obj *o)
 	obj_drop_all(p, o, true);
 }
 
+static bool ind_bp_valid(const struct pool_bp *bp, int level)
+{
+	return bp->type == POOL_BT_INDIRECT && bp->level == level && bp->lsize == POOL_IND_SIZE;
+}
+
+/* Index of BLKID's pointer in its indirect block at LEVEL. */
+static unsigned ind_index(uint64_t blkid, int level)
+{
+	return (unsigned)((blkid >> (POOL_BP_PER_IND_SH * (level - 1))) & (POOL_BP_PER_IND - 1));
+}
+
+/* Whether leaf pointer BP (not a hole) fits object D. */
+static bool leaf_bp_valid(const struct pool_objdesc *d, const struct pool_bp *bp)
+{
+	return bp->level == 0 && bp->lsize == d->blocksize;
+}
+
 int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blkid,
                      struct pool_bp *out)
 {
@@ -181,7 +198,7 @@ int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blki
 		return 0;
 	}
 	for (int level = d->nlevels - 1; level > 0 && !pool_bp_is_hole(&bp); level--) {
-		if (bp.type != POOL_BT_INDIRECT || bp.level != level || bp.lsize != POOL_IND_SIZE) {
+		if (!ind_bp_valid(&bp, level)) {
 			err =
 			    pool_err(p, -EIO, "pool \"%s\": bad indirect block pointer at level %d",
 			             p->name, level);
@@ -199,7 +216,7 @@ int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blki
 				break;
 			kids = ind;
 		}
-		bp = kids[(blkid >> (POOL_BP_PER_IND_SH * (level - 1))) & (POOL_BP_PER_IND - 1)];
+		bp = kids[ind_index(blkid, level)];
 	}
 	free(ind);
 	if (err)
@@ -208,7 +225,7 @@ int pool_obj_leaf_bp(struct pool *p, const struct pool_objdesc *d, uint64_t blki
 		uint64_t birth = bp.birth;
 		memset(&bp, 0, sizeof(bp));
 		bp.birth = birth;
-	} else if (bp.level != 0 || bp.lsize != d->blocksize) {
+	} else if (!leaf_bp_valid(d, &bp)) {
 		return pool_err(p, -EIO, "pool \"%s\": leaf %llu has a bad block pointer", p->name,
 		                (unsigned long long)blkid);
 	}
@@ -284,6 +301,87 @@ int pool_obj_read(struct pool *p, struct pool_obj *o, void *buf, size_t len, uin
 	}
 	free(tmp);
 	return err;
+}
+
+/*
+ * Shared reads (vol_read_shared): the same walk as pool_obj_leaf_bp and
+ * pool_obj_read, but every block through pool_blk_read_shared, an indirect
+ * block's one pointer copied out of the ARC (no pointer into it is kept,
+ * another thread may evict it), and any failure -EAGAIN without a message:
+ * the caller then reads exclusively, which reports it.  Nothing of P or O
+ * is written; the dirty leaves and the trees are only read, which is safe
+ * because no exclusive call runs meanwhile (the caller's lock).
+ */
+static int leaf_bp_shared(struct pool *p, const struct pool_objdesc *d, uint64_t blkid,
+                          bool cached_only, struct pool_bp *out, unsigned *hits)
+{
+	struct pool_bp bp = d->root;
+	bool hit;
+
+	if (blkid >= span_of_level(d->nlevels - 1)) {
+		memset(out, 0, sizeof(*out));
+		out->lsize = d->blocksize;
+		return 0;
+	}
+	for (int level = d->nlevels - 1; level > 0 && !pool_bp_is_hole(&bp); level--) {
+		struct pool_bp kid;
+		if (!ind_bp_valid(&bp, level) ||
+		    pool_blk_read_shared(p, &bp, ind_index(blkid, level) * (uint32_t)sizeof(kid),
+		                         sizeof(kid), &kid, cached_only, &hit))
+			return -EAGAIN;
+		*hits += hit;
+		bp = kid;
+	}
+	if (pool_bp_is_hole(&bp)) {
+		uint64_t birth = bp.birth;
+		memset(&bp, 0, sizeof(bp));
+		bp.birth = birth;
+	} else if (!leaf_bp_valid(d, &bp)) {
+		return -EAGAIN;
+	}
+	bp.lsize = d->blocksize;
+	*out = bp;
+	return 0;
+}
+
+int pool_obj_read_shared(struct pool *p, struct pool_obj *o, void *buf, size_t len, uint64_t off,
+                         bool cached_only)
+{
+	uint32_t bs = o->d.blocksize;
+	uint8_t *out = buf;
+	unsigned hits = 0;
+
+	/* a block written ahead may still be in the stage, not on the device */
+	if (p->stage_len || off > o->d.size || len > o->d.size - off)
+		return -EAGAIN;
+	while (len) {
+		uint64_t blkid = off / bs;
+		uint32_t boff = (uint32_t)(off % bs);
+		uint32_t n = bs - boff < len ? bs - boff : (uint32_t)len;
+		struct pool_dbuf *b = dbuf_find(o, blkid);
+		struct pool_bp bp;
+		bool hit = false;
+
+		if (b && !b->bp.addr) {
+			if (b->data)
+				memcpy(out, b->data + boff, n);
+			else
+				memset(out, 0, n);
+		} else if (b) { /* written ahead */
+			if (pool_blk_read_shared(p, &b->bp, boff, n, out, cached_only, &hit))
+				return -EAGAIN;
+		} else if (leaf_bp_shared(p, &o->d, blkid, cached_only, &bp, &hits) ||
+		           pool_blk_read_shared(p, &bp, boff, n, out, cached_only, &hit)) {
+			return -EAGAIN;
+		}
+		hits += hit;
+		out += n;
+		off += n;
+		len -= n;
+	}
+	if (cached_only) /* counted only now: a refusal leaves the stats alone */
+		pool_arc_count_hits(p, hits);
+	return 0;
 }
 
 /*

@@ -207,6 +207,15 @@ int vol_read(struct vol *v, void *buf, size_t len, uint64_t off)
 	return err;
 }
 
+int vol_read_shared(struct vol *v, void *buf, size_t len, uint64_t off, int flags)
+{
+	struct pool_ds *ds = pool_ds_get(v->p, v->id);
+
+	if (!ds)
+		return -EAGAIN;
+	return pool_obj_read_shared(v->p, &ds->obj, buf, len, off, flags & VOL_READ_CACHED);
+}
+
 static int vol_writable(struct vol *v, struct pool_ds **out)
 {
 	struct pool *p = v->p;
