@@ -448,13 +448,14 @@ zonevm vol import tank/img "$WORK/image.ext4" >>"$WORK/pool.log" 2>&1 &&
 tap_check "vol import of a 32 MiB ext4 guest image, snapshot @final" $? "$WORK/mkfs.log" "$WORK/pool.log"
 img_ref=$(zonevm vol get -H -p referenced tank/img@final | cut -f3)
 # Each guest reads the image, says ready=1 and waits for "go" on its control
-# disk /dev/vdb, given once all three are ready: they run at once.
+# disk /dev/vdb, given once all three are ready: they run at once. Three
+# guests share the emulated host's two CPUs, so each gets 600 s, not 300.
 pids=""
 for g in p1 p2 p3; do
 	zonevm vol clone tank/img@final "tank/$g" >>"$WORK/pool.log" 2>&1
 	truncate -s 64K "$WORK/$g.ctl"
 	(
-		zrun "$WORK/$g.log" --kernel "$K" --initrd "$I" --cpus 1 --mem 128M \
+		ZRUN_TIMEOUT=600 zrun "$WORK/$g.log" --kernel "$K" --initrd "$I" --cpus 1 --mem 128M \
 			--cmdline "$C zonevm.script=$(guest_script "
 mount -t ext4 /dev/vda /mnt && echo mount_rc=0
 echo marker=\$(cat /mnt/marker | tr ' ' _)
@@ -471,7 +472,7 @@ umount /mnt && echo umount_rc=0
 done
 together=yes
 for g in p1 p2 p3; do
-	wait_for '^ready=1' "$WORK/$g.log" 3000 || together=no
+	wait_for '^ready=1' "$WORK/$g.log" 6000 || together=no
 done
 for g in p1 p2 p3; do
 	printf go | dd of="$WORK/$g.ctl" conv=notrunc 2>/dev/null
