@@ -539,7 +539,9 @@ int pool_blk_read_device(struct pool *p, const struct pool_bp *bp, void *buf)
  * flush: pool_obj_read_shared refuses while blocks are staged).  The block
  * is read into buffers of its own, verified, decompressed and then put in
  * the ARC, whose lock makes that safe; two threads missing the same block
- * both read it and the second put finds it cached.
+ * both read it and the second put finds it cached.  The checksum's
+ * dispatcher (xxh_x86dispatch) picks its function at its first call, which
+ * pool_open makes (uberblocks) before any thread can read shared-ly.
  */
 static int blk_read_shared_device(struct pool *p, const struct pool_bp *bp, uint8_t *whole)
 {
