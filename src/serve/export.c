@@ -49,6 +49,12 @@ static int exp_read(void *arg, void *buf, uint32_t len, uint64_t off)
 	struct serve_export *e = arg;
 	int r;
 
+	/* shared first (NBD clients' reads side by side), exclusive if it cannot */
+	serve_pool_rdlock(e->sp);
+	r = vol_read_shared(e->v, buf, len, off, 0);
+	serve_pool_unlock(e->sp);
+	if (r != -EAGAIN)
+		return r;
 	serve_pool_lock(e->sp);
 	r = vol_read(e->v, buf, len, off);
 	serve_pool_unlock(e->sp);

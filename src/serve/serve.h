@@ -3,8 +3,8 @@
  * pool and serves its volumes to guests (vblk backend, vhost-user) and to
  * other programs (NBD), and runs `zonevm pool/vol` commands sent to it.
  *
- * What it owns: the sharing of one open pool between threads (one mutex
- * around every pool call, and the table of attached volumes), the control
+ * What it owns: the sharing of one open pool between threads (one
+ * readers-writer lock around every pool call, and the table of attached volumes), the control
  * socket ROOT/run/POOL.sock and its protocol, the NBD protocol.  What it
  * never does: parse a `pool`/`vol` command line (the CLI does, through the
  * run hook below) or touch the pool's format.  docs/SERVE.md has the
@@ -30,8 +30,13 @@ struct serve_pool;
 
 /* Wrap an open pool (taking ownership of it). */
 int serve_pool_wrap(struct pool *p, struct serve_pool **out);
-/* Every pool and vol call goes between lock and unlock. */
+/* Every pool and vol call goes between lock and unlock (exclusive)... */
 void serve_pool_lock(struct serve_pool *sp);
+/* ...except vol_read_shared, which goes between rdlock (or a successful
+ * tryrdlock) and unlock, in several threads at once.  Writers go first:
+ * rdlock waits while a lock is waited for, tryrdlock then fails. */
+void serve_pool_rdlock(struct serve_pool *sp);
+bool serve_pool_tryrdlock(struct serve_pool *sp);
 void serve_pool_unlock(struct serve_pool *sp);
 /* The pool, to be used only while locked. */
 struct pool *serve_pool_get(struct serve_pool *sp);
@@ -126,9 +131,9 @@ int serve_forward(const char *root, const char *pool, int argc, char **argv, int
  * to.  The export serves one frontend connection: the volume is attached
  * (read-write unless RO) for "pid N (COMM)" of the caller until that
  * frontend disconnects, or until the caller's process has exited (checked
- * every few seconds): the caller is the frontend, or outlives it.  Errors: -ENOENT no daemon for POOL or no such
- * volume, -EBUSY attached read-write elsewhere (ERR names the holder),
- * -ENOTSUP vhost-user not built in.
+ * every few seconds): the caller is the frontend, or outlives it.  Errors: -ENOENT no daemon for
+ * POOL or no such volume, -EBUSY attached read-write elsewhere (ERR names the holder), -ENOTSUP
+ * vhost-user not built in.
  */
 int serve_export_vhost(const char *root, const char *poolvol, bool ro, char *sock, size_t socklen,
                        char *err, size_t errlen);

@@ -1,8 +1,14 @@
 /*
- * spool.c - one open pool shared by the daemon's threads: the mutex that
+ * spool.c - one open pool shared by the daemon's threads: the lock that
  * every pool call is made under (a struct pool serves one thread at a
  * time), the "written since the last commit" mark the periodic commit
  * reads, and the table of attached volumes (one read-write holder each).
+ *
+ * The lock is a readers-writer lock: every pool call takes it exclusively
+ * (serve_pool_lock), except vol_read_shared, which pool.h allows from
+ * several threads at once while nothing else runs, under the read side
+ * (serve_pool_rdlock).  It prefers writers, so that a stream of guest
+ * reads cannot hold a commit or a write off for ever.
  *
  * What it never does: I/O of its own, or decide when to commit (daemon.c
  * does, every few seconds and at shutdown).
@@ -26,7 +32,7 @@ struct serve_attach {
 };
 
 struct serve_pool {
-	pthread_mutex_t lock;
+	pthread_rwlock_t lock;
 	struct pool *p;
 	char name[64];
 	uint64_t written; /* serve_pool_dirtied calls since the last commit */
@@ -67,7 +73,12 @@ int serve_pool_wrap(struct pool *p, struct serve_pool **out)
 
 	if (!sp)
 		return -ENOMEM;
-	pthread_mutex_init(&sp->lock, NULL);
+	pthread_rwlockattr_t attr;
+
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&sp->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	sp->p = p;
 	snprintf(sp->name, sizeof(sp->name), "%s", pool_name(p));
 	*out = sp;
@@ -76,12 +87,22 @@ int serve_pool_wrap(struct pool *p, struct serve_pool **out)
 
 void serve_pool_lock(struct serve_pool *sp)
 {
-	pthread_mutex_lock(&sp->lock);
+	pthread_rwlock_wrlock(&sp->lock);
+}
+
+void serve_pool_rdlock(struct serve_pool *sp)
+{
+	pthread_rwlock_rdlock(&sp->lock);
+}
+
+bool serve_pool_tryrdlock(struct serve_pool *sp)
+{
+	return pthread_rwlock_tryrdlock(&sp->lock) == 0;
 }
 
 void serve_pool_unlock(struct serve_pool *sp)
 {
-	pthread_mutex_unlock(&sp->lock);
+	pthread_rwlock_unlock(&sp->lock);
 }
 
 struct pool *serve_pool_get(struct serve_pool *sp)
@@ -132,7 +153,7 @@ int serve_pool_close(struct serve_pool *sp)
 	serve_pool_unlock(sp);
 	if (r)
 		serve_log("pool \"%s\": final commit failed: %s", sp->name, strerror(-r));
-	pthread_mutex_destroy(&sp->lock);
+	pthread_rwlock_destroy(&sp->lock);
 	free(sp);
 	return r;
 }

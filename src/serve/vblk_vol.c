@@ -2,26 +2,49 @@
  * vblk_vol.c - a virtio-blk backend (struct vblk_backend, src/virtio) on a
  * pool volume, for the vhost-user server and for tests.
  *
- * What it owns: one worker thread, one eventfd and three small rings of
- * requests per queue.  The caller's thread (the device's queue thread)
- * only moves pointers: submit() stages a request, commit() hands the
- * staged ones to the worker, reap() collects the finished ones after the
- * eventfd fired.  The worker does the pool call under the pool's mutex,
- * so a slow pool never stalls the caller.  What it never does: parse a
- * request (blk.c does) or complete one before the pool did it.
+ * What it owns: VVOL_WORKERS worker threads, one eventfd and three small
+ * rings of requests per queue.  The caller's thread (the device's queue
+ * thread) mostly moves pointers: submit() stages a request, commit() hands
+ * the staged ones to the workers, reap() collects the finished ones after
+ * the eventfd fired.  The workers do the pool calls, so a slow pool never
+ * stalls the caller.  What it never does: parse a request (blk.c does) or
+ * complete one before the pool did it.
  *
- *   caller:  submit -> staged[]  --commit-->  work[]  --worker-->  done[]
+ *   caller:  submit -> staged[]  --commit-->  work[]  --workers-->  done[]
  *            reap <- done[] after eventfd; wait() sleeps until done[] fills
+ *   caller:  submit (a READ all in memory) --vol_read_shared--> done[]
  *
- *   READ/WRITE     vol_read/vol_write straight on the guest's buffers when
- *                  they are one run contiguous in memory (or runs of 64 KiB
- *                  and more); scattered buffers go through the queue's
- *                  1 MiB bounce buffer, one pool call per MiB (a pool call
- *                  costs far more than a copy, and a 1 MiB guest read is
- *                  256 scattered 4 KiB pages); a dsync WRITE then vol_flush
+ * Locks (spool.c's readers-writer lock around the pool):
+ *   READ           first vol_read_shared under the read side, so that the
+ *                  workers of every queue and export read at once (and
+ *                  misses wait for the device side by side); if it
+ *                  cannot (-EAGAIN: a block still staged, an error), then
+ *                  vol_read under the write side, which reports errors.
+ *                  A READ of at most VVOL_INLINE_MAX bytes is first tried
+ *                  at submit, on the caller's thread, with VOL_READ_CACHED
+ *                  and tryrdlock: served from the ARC and dirty data with
+ *                  no hand-off to a worker and no sleep (a miss, or a
+ *                  writer holding or waiting for the lock, goes the
+ *                  normal way); the eventfd is signalled once at commit.
+ *   everything else, under the write side, one request at a time:
+ *   WRITE          vol_write (a dsync WRITE then vol_flush)
  *   FLUSH          vol_flush: durable through the intent log
  *   DISCARD,
  *   WRITE_ZEROES   vol_punch (a hole reads back as zeroes)
+ *
+ * Guest buffers: one run contiguous in memory (or runs of 64 KiB and more)
+ * go straight to the pool; scattered buffers go through the worker's 1 MiB
+ * bounce buffer, one pool call per MiB (a pool call costs far more than a
+ * copy, and a 1 MiB guest read is 256 scattered 4 KiB pages).
+ *
+ * Why the guarantees hold with several workers: a request completes only
+ * after its pool call returned, and a write's pool call runs alone, so a
+ * FLUSH (exclusive, after it) covers every write completed before the
+ * FLUSH was submitted, and a snapshot (exclusive, from the control socket)
+ * holds every acknowledged write.  Requests in flight together complete in
+ * any order, which virtio allows.  Shared reads change no pool state but
+ * the ARC (its own mutex), so they cannot disturb a write, and a write
+ * never runs while one is under way.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,6 +62,17 @@
 #define VVOL_BOUNCE (1u << 20)
 /* A run of contiguous buffers this long goes to the pool without a copy. */
 #define VVOL_DIRECT_MIN (64u << 10)
+/* Worker threads per queue: requests of one queue in the pool at once. */
+#define VVOL_WORKERS 4
+/* The largest READ tried from memory on the caller's thread at submit. */
+#define VVOL_INLINE_MAX (256u << 10)
+
+/* How vvol_rw reaches the pool. */
+enum vvol_mode {
+	VVOL_EXCL,   /* vol_read/vol_write, the write side held */
+	VVOL_SHARED, /* vol_read_shared, the read side held */
+	VVOL_CACHED, /* vol_read_shared(VOL_READ_CACHED), the read side held */
+};
 
 /* A ring of request pointers; depth entries, indexes free-running. */
 struct vvol_ring {
@@ -46,17 +80,24 @@ struct vvol_ring {
 	unsigned head, tail; /* head: next to take, tail: next to fill */
 };
 
-struct vvol_queue {
-	struct vblk_vol *vv;
+struct vvol_worker {
+	struct vvol_queue *q;
 	pthread_t thread;
 	bool thread_ok;
+	unsigned char *bounce; /* VVOL_BOUNCE bytes, allocated at the first need */
+};
+
+struct vvol_queue {
+	struct vblk_vol *vv;
+	struct vvol_worker w[VVOL_WORKERS];
 	pthread_mutex_t m;
 	pthread_cond_t work_cv, done_cv;
 	struct vvol_ring staged, work, done; /* staged: caller only */
 	unsigned inflight;                   /* staged + work + done + running */
 	bool stop;
 	int efd;
-	unsigned char *bounce; /* VVOL_BOUNCE bytes, the worker's */
+	bool inline_done;       /* caller only: done[] got requests at submit */
+	unsigned char *ibounce; /* caller only: the bounce buffer at submit */
 };
 
 struct vblk_vol {
@@ -132,12 +173,24 @@ static size_t vvol_run(const struct vblk_io *io, struct vvol_cur c, size_t max)
 	return n < max ? n : max;
 }
 
+/* One pool call of vvol_rw: N bytes at OFF into or from BUF. */
+static int vvol_call(struct vblk_vol *vv, enum vvol_mode mode, bool rd, unsigned char *buf,
+                     size_t n, uint64_t off)
+{
+	if (mode != VVOL_EXCL)
+		return vol_read_shared(vv->v, buf, n, off,
+		                       mode == VVOL_CACHED ? VOL_READ_CACHED : 0);
+	return rd ? vol_read(vv->v, buf, n, off) : vol_write(vv->v, buf, n, off);
+}
+
 /*
  * READ/WRITE: a run of buffers contiguous in memory that ends the request
- * or is long goes straight to the pool; scattered ones go through Q's
- * bounce buffer (allocated at the first need), VVOL_BOUNCE bytes a call.
+ * or is long goes straight to the pool; scattered ones go through the
+ * bounce buffer *BOUNCE (allocated at the first need), VVOL_BOUNCE bytes a
+ * call.  MODE: how (writes only VVOL_EXCL).
  */
-static int vvol_rw(struct vblk_vol *vv, struct vvol_queue *q, struct vblk_io *io)
+static int vvol_rw(struct vblk_vol *vv, unsigned char **bounce, enum vvol_mode mode,
+                   struct vblk_io *io)
 {
 	bool rd = io->op == VBLK_OP_READ;
 	uint64_t off = io->offset, left = io->len, have = 0;
@@ -152,19 +205,19 @@ static int vvol_rw(struct vblk_vol *vv, struct vvol_queue *q, struct vblk_io *io
 		size_t n = vvol_run(io, c, left);
 		if (n == left || n >= VVOL_DIRECT_MIN) {
 			unsigned char *base = (unsigned char *)io->iov[c.i].iov_base + c.at;
-			r = rd ? vol_read(vv->v, base, n, off) : vol_write(vv->v, base, n, off);
+			r = vvol_call(vv, mode, rd, base, n, off);
 			vvol_step(io, &c, NULL, n, false);
 		} else {
-			if (!q->bounce && !(q->bounce = malloc(VVOL_BOUNCE)))
-				return -ENOMEM;
+			if (!*bounce && !(*bounce = malloc(VVOL_BOUNCE)))
+				return mode == VVOL_EXCL ? -ENOMEM : -EAGAIN;
 			n = left < VVOL_BOUNCE ? left : VVOL_BOUNCE;
 			if (rd) {
-				r = vol_read(vv->v, q->bounce, n, off);
+				r = vvol_call(vv, mode, rd, *bounce, n, off);
 				if (!r)
-					vvol_step(io, &c, q->bounce, n, false);
+					vvol_step(io, &c, *bounce, n, false);
 			} else {
-				vvol_step(io, &c, q->bounce, n, true);
-				r = vol_write(vv->v, q->bounce, n, off);
+				vvol_step(io, &c, *bounce, n, true);
+				r = vvol_call(vv, mode, rd, *bounce, n, off);
 			}
 		}
 		off += n;
@@ -173,8 +226,15 @@ static int vvol_rw(struct vblk_vol *vv, struct vvol_queue *q, struct vblk_io *io
 	return r;
 }
 
-/* One request, under the pool lock. */
-static int vvol_do(struct vblk_vol *vv, struct vvol_queue *q, struct vblk_io *io)
+/* Whether IO is a READ within the volume (a request the shared path may try). */
+static bool vvol_shared_read(const struct vblk_vol *vv, const struct vblk_io *io)
+{
+	return io->op == VBLK_OP_READ && io->offset <= vv->be.size &&
+	       io->len <= vv->be.size - io->offset;
+}
+
+/* One request, under the write side of the pool lock. */
+static int vvol_do(struct vblk_vol *vv, struct vvol_worker *w, struct vblk_io *io)
 {
 	int r = 0;
 
@@ -185,7 +245,7 @@ static int vvol_do(struct vblk_vol *vv, struct vvol_queue *q, struct vblk_io *io
 	switch (io->op) {
 	case VBLK_OP_READ:
 	case VBLK_OP_WRITE:
-		r = vvol_rw(vv, q, io);
+		r = vvol_rw(vv, &w->bounce, VVOL_EXCL, io);
 		if (!r && io->op == VBLK_OP_WRITE) {
 			serve_pool_dirtied(vv->sp);
 			if (io->dsync)
@@ -213,9 +273,28 @@ static int vvol_do(struct vblk_vol *vv, struct vvol_queue *q, struct vblk_io *io
 	return r;
 }
 
+/* One request from a worker: a READ shared first, everything else exclusive. */
+static int vvol_serve(struct vblk_vol *vv, struct vvol_worker *w, struct vblk_io *io)
+{
+	int r = -EAGAIN;
+
+	if (vvol_shared_read(vv, io)) {
+		serve_pool_rdlock(vv->sp);
+		r = vvol_rw(vv, &w->bounce, VVOL_SHARED, io);
+		serve_pool_unlock(vv->sp);
+	}
+	if (r == -EAGAIN) {
+		serve_pool_lock(vv->sp);
+		r = vvol_do(vv, w, io);
+		serve_pool_unlock(vv->sp);
+	}
+	return r;
+}
+
 static void *vvol_worker(void *arg)
 {
-	struct vvol_queue *q = arg;
+	struct vvol_worker *w = arg;
+	struct vvol_queue *q = w->q;
 	struct vblk_vol *vv = q->vv;
 	unsigned depth = vv->be.depth;
 	uint64_t one = 1;
@@ -229,15 +308,14 @@ static void *vvol_worker(void *arg)
 		struct vblk_io *io = vvol_ring_pop(&q->work, depth);
 		pthread_mutex_unlock(&q->m);
 
-		serve_pool_lock(vv->sp);
-		io->result = vvol_do(vv, q, io);
-		serve_pool_unlock(vv->sp);
+		io->result = vvol_serve(vv, w, io);
 		io->done = io->result ? 0 : io->len;
 
 		pthread_mutex_lock(&q->m);
+		bool signal = vvol_ring_count(&q->done) == 0; /* else the eventfd is set */
 		vvol_ring_push(&q->done, depth, io);
 		pthread_cond_broadcast(&q->done_cv);
-		if (write(q->efd, &one, sizeof(one)) < 0)
+		if (signal && write(q->efd, &one, sizeof(one)) < 0)
 			serve_log("volume %s: eventfd write: %s", vv->name, strerror(errno));
 	}
 	pthread_mutex_unlock(&q->m);
@@ -252,6 +330,25 @@ static struct vblk_vol *vvol_of(struct vblk_backend *be)
 static int vvol_queue_fd(struct vblk_backend *be, unsigned q)
 {
 	return vvol_of(be)->q[q].efd;
+}
+
+/*
+ * A READ served at submit from memory (the ARC, dirty data, holes) on the
+ * caller's thread; false if it needs a worker.  tryrdlock, never a wait:
+ * the caller also runs the other queues and the vhost-user socket.
+ */
+static bool vvol_inline_read(struct vblk_vol *vv, struct vvol_queue *q, struct vblk_io *io)
+{
+	int r;
+
+	if (io->len > VVOL_INLINE_MAX || !vvol_shared_read(vv, io) || !serve_pool_tryrdlock(vv->sp))
+		return false;
+	r = vvol_rw(vv, &q->ibounce, VVOL_CACHED, io);
+	serve_pool_unlock(vv->sp);
+	if (r)
+		return false; /* the worker reads it again, all of it */
+	io->done = io->len;
+	return true;
 }
 
 static int vvol_submit(struct vblk_backend *be, unsigned qi, struct vblk_io *io)
@@ -269,31 +366,52 @@ static int vvol_submit(struct vblk_backend *be, unsigned qi, struct vblk_io *io)
 	else
 		q->inflight++;
 	pthread_mutex_unlock(&q->m);
-	if (!r)
-		vvol_ring_push(&q->staged, be->depth, io);
-	return r;
+	if (r)
+		return r;
+	if (vvol_inline_read(vv, q, io)) {
+		pthread_mutex_lock(&q->m);
+		vvol_ring_push(&q->done, be->depth, io);
+		pthread_mutex_unlock(&q->m);
+		q->inline_done = true; /* the eventfd at commit */
+		return 0;
+	}
+	vvol_ring_push(&q->staged, be->depth, io);
+	return 0;
 }
 
 static void vvol_commit(struct vblk_backend *be, unsigned qi)
 {
 	struct vvol_queue *q = &vvol_of(be)->q[qi];
+	unsigned n = vvol_ring_count(&q->staged);
+	uint64_t one = 1;
 
-	if (vvol_ring_count(&q->staged) == 0)
+	if (q->inline_done) {
+		q->inline_done = false;
+		if (write(q->efd, &one, sizeof(one)) < 0)
+			serve_log("volume %s: eventfd write: %s", vvol_of(be)->name,
+			          strerror(errno));
+	}
+	if (n == 0)
 		return;
 	pthread_mutex_lock(&q->m);
 	while (vvol_ring_count(&q->staged))
 		vvol_ring_push(&q->work, be->depth, vvol_ring_pop(&q->staged, be->depth));
-	pthread_cond_signal(&q->work_cv);
+	if (n > 1)
+		pthread_cond_broadcast(&q->work_cv);
+	else
+		pthread_cond_signal(&q->work_cv);
 	pthread_mutex_unlock(&q->m);
 }
 
 static unsigned vvol_reap(struct vblk_backend *be, unsigned qi, struct vblk_io **done, unsigned max)
 {
 	struct vvol_queue *q = &vvol_of(be)->q[qi];
-	uint64_t ticks;
+	uint64_t ticks, one = 1;
 	unsigned n = 0;
 
-	/* Clear the eventfd first: a completion after this signals it again. */
+	/* Clear the eventfd first: a completion after this signals it again
+	 * (a worker signals only when done[] was empty, so if some are left
+	 * here, the eventfd is set again for them). */
 	if (read(q->efd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		serve_log("eventfd read: %s", strerror(errno));
 	pthread_mutex_lock(&q->m);
@@ -301,6 +419,8 @@ static unsigned vvol_reap(struct vblk_backend *be, unsigned qi, struct vblk_io *
 		done[n++] = vvol_ring_pop(&q->done, be->depth);
 		q->inflight--;
 	}
+	if (vvol_ring_count(&q->done) && write(q->efd, &one, sizeof(one)) < 0)
+		serve_log("eventfd write: %s", strerror(errno));
 	pthread_mutex_unlock(&q->m);
 	return n;
 }
@@ -321,12 +441,14 @@ static void vvol_free(struct vblk_vol *vv)
 {
 	for (unsigned i = 0; vv->q && i < vv->be.nr_queues; i++) {
 		struct vvol_queue *q = &vv->q[i];
-		if (q->thread_ok) {
-			pthread_mutex_lock(&q->m);
-			q->stop = true;
-			pthread_cond_signal(&q->work_cv);
-			pthread_mutex_unlock(&q->m);
-			pthread_join(q->thread, NULL);
+		pthread_mutex_lock(&q->m);
+		q->stop = true;
+		pthread_cond_broadcast(&q->work_cv);
+		pthread_mutex_unlock(&q->m);
+		for (unsigned k = 0; k < VVOL_WORKERS; k++) {
+			if (q->w[k].thread_ok)
+				pthread_join(q->w[k].thread, NULL);
+			free(q->w[k].bounce);
 		}
 		pthread_mutex_destroy(&q->m);
 		pthread_cond_destroy(&q->work_cv);
@@ -336,7 +458,7 @@ static void vvol_free(struct vblk_vol *vv)
 		free(q->staged.io);
 		free(q->work.io);
 		free(q->done.io);
-		free(q->bounce);
+		free(q->ibounce);
 	}
 	free(vv->q);
 	if (vv->v) {
@@ -366,9 +488,6 @@ static const struct vblk_backend_ops vvol_ops = {
 static int vvol_queue_init(struct vblk_vol *vv, struct vvol_queue *q, unsigned depth)
 {
 	q->vv = vv;
-	pthread_mutex_init(&q->m, NULL);
-	pthread_cond_init(&q->work_cv, NULL);
-	pthread_cond_init(&q->done_cv, NULL);
 	q->staged.io = calloc(depth, sizeof(*q->staged.io));
 	q->work.io = calloc(depth, sizeof(*q->work.io));
 	q->done.io = calloc(depth, sizeof(*q->done.io));
@@ -377,9 +496,12 @@ static int vvol_queue_init(struct vblk_vol *vv, struct vvol_queue *q, unsigned d
 	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (q->efd < 0)
 		return -errno;
-	if (pthread_create(&q->thread, NULL, vvol_worker, q))
-		return -EAGAIN;
-	q->thread_ok = true;
+	for (unsigned k = 0; k < VVOL_WORKERS; k++) {
+		q->w[k].q = q;
+		if (pthread_create(&q->w[k].thread, NULL, vvol_worker, &q->w[k]))
+			return -EAGAIN;
+		q->w[k].thread_ok = true;
+	}
 	return 0;
 }
 
@@ -422,8 +544,12 @@ int serve_vblk_create(struct serve_pool *sp, const char *vol, bool ro, const cha
 		r = serve_err(err, errlen, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	for (unsigned i = 0; i < nr_queues; i++)
+	for (unsigned i = 0; i < nr_queues; i++) {
 		vv->q[i].efd = -1;
+		pthread_mutex_init(&vv->q[i].m, NULL);
+		pthread_cond_init(&vv->q[i].work_cv, NULL);
+		pthread_cond_init(&vv->q[i].done_cv, NULL);
+	}
 	for (unsigned i = 0; i < nr_queues; i++) {
 		r = vvol_queue_init(vv, &vv->q[i], depth);
 		if (r) {

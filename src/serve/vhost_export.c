@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -19,6 +20,20 @@
 #include "vhost/vhost.h"
 
 #define SERVE_VHOST_DEPTH 256 /* the server's default queue size */
+/* Queues offered (VIRTIO_BLK_F_MQ): one per CPU of this host, as many as a
+ * frontend takes (zonevm run takes one per guest vCPU, up to this; QEMU
+ * refuses a backend with fewer queues than its num-queues), each with its
+ * own workers (vblk_vol.c). */
+#define SERVE_VHOST_MAX_QUEUES 8
+
+static unsigned serve_vhost_queues(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 2)
+		return 2; /* a guest of two vCPUs still gets two */
+	return n > SERVE_VHOST_MAX_QUEUES ? SERVE_VHOST_MAX_QUEUES : (unsigned)n;
+}
 
 struct serve_vhost {
 	struct vhost_blk_server *srv;
@@ -36,7 +51,8 @@ int serve_vhost_start(struct serve_pool *sp, const char *vol, bool ro, const cha
 	if (!v)
 		return serve_err(err, errlen, -ENOMEM, "out of memory");
 	snprintf(v->name, sizeof(v->name), "%s/%s", serve_pool_name(sp), vol);
-	r = serve_vblk_create(sp, vol, ro, holder, 1, SERVE_VHOST_DEPTH, &be, err, errlen);
+	r = serve_vblk_create(sp, vol, ro, holder, serve_vhost_queues(), SERVE_VHOST_DEPTH, &be,
+	                      err, errlen);
 	if (r) {
 		free(v);
 		return r;
