@@ -3,7 +3,8 @@
  * and private, or, when another process must reach guest memory (a
  * vhost-user backend), a memfd mapped MAP_SHARED whose fd is passed on.
  *
- * Owns the split of RAM around the 32-bit MMIO hole (RAM below
+ * Owns the placement of the mapping (2 MiB-aligned, for huge pages), the
+ * split of RAM around the 32-bit MMIO hole (RAM below
  * LAYOUT_MMIO_HOLE at gpa 0, the rest at 4 GiB) and the translation of
  * guest-physical ranges to host pointers.  The seed's policy is no
  * overcommit: if the memory cannot be locked the VM does not start, and the
@@ -19,6 +20,18 @@
 
 #include "internal.h"
 #include "layout.h"
+
+/*
+ * Guest RAM starts on a 2 MiB boundary of the host's address space.  KVM
+ * maps guest memory with 2 MiB nested page-table entries only where the
+ * host virtual address and the guest-physical address agree modulo 2 MiB
+ * and a transparent huge page backs it.  mmap() does not promise that
+ * alignment (Debian 12's kernel does not give it), and then every guest
+ * page needs its own 4 KiB entry whose first touch is a nested page fault:
+ * about 28,600 in one boot of the guest kit to power-off (2 vCPUs,
+ * 256 MiB), against 1,700 for QEMU, which aligns its RAM the same way.
+ */
+#define MEM_ALIGN (2ULL << 20)
 
 void mem_layout(uint64_t size, uint64_t *low, uint64_t *high)
 {
@@ -66,6 +79,45 @@ static int mem_memfd(uint64_t size)
 	return fd;
 }
 
+/*
+ * Map SIZE bytes at a MEM_ALIGN boundary of this process's address space:
+ * reserve SIZE + MEM_ALIGN bytes of nothing, map the real thing over its
+ * first aligned address (MAP_FIXED replaces only our own reservation) and
+ * give back the unused head and tail.  Returns MAP_FAILED with errno set.
+ */
+static void *mem_map_aligned(uint64_t size, int flags, int fd)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t span, mapped;
+	uintptr_t r, a, end;
+	void *res, *p;
+
+	if (size == 0 || size > UINT64_MAX - 2 * MEM_ALIGN) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	span = size + MEM_ALIGN;
+	mapped = (size + page - 1) / page * page;
+	res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	r = (uintptr_t)res;
+	a = (r + MEM_ALIGN - 1) & ~(uintptr_t)(MEM_ALIGN - 1);
+	p = mmap((void *)a, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		int err = errno;
+		munmap(res, span);
+		errno = err;
+		return MAP_FAILED;
+	}
+	end = a + mapped;
+	if (a > r)
+		munmap(res, a - r);
+	if (r + span > end)
+		munmap((void *)end, r + span - end);
+	return p;
+}
+
 int mem_alloc(struct vm_mem *m, uint64_t size, bool shared)
 {
 	char want[32];
@@ -82,8 +134,8 @@ int mem_alloc(struct vm_mem *m, uint64_t size, bool shared)
 		       vm_fmt_size(size, want, sizeof(want)), strerror(err));
 		return -err;
 	}
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	         shared ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, m->memfd, 0);
+	p = mem_map_aligned(size, shared ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	                    m->memfd);
 	if (p == MAP_FAILED) {
 		err = errno;
 		vm_log("cannot map %s of guest memory: %s", vm_fmt_size(size, want, sizeof(want)),

@@ -1,6 +1,7 @@
 /*
  * test_boot.c - the Linux boot protocol pieces without KVM: bzImage header
- * checks, initrd placement, the zero page layout and the E820 map.
+ * checks, initrd placement, the zero page layout, the E820 map and where
+ * guest RAM is mapped.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -230,12 +231,51 @@ static void test_mem_ptr(void **state)
 	munmap(fake, m.size);
 }
 
+/*
+ * Guest RAM is mapped on a 2 MiB boundary (so that KVM can use 2 MiB nested
+ * pages), locked, and exactly SIZE (rounded to pages) long: the rest of the
+ * alignment reservation is given back.  A size that is not a multiple of
+ * 2 MiB or even of a page, private and shared (memfd) alike.
+ */
+static void test_mem_alloc_aligned(void **state)
+{
+	static const uint64_t sizes[] = {4ULL << 20, (2ULL << 20) + 4096, (1ULL << 20) + 100};
+	const uint64_t align = 2ULL << 20, page = 4096;
+	(void)state;
+
+	for (int shared = 0; shared <= 1; shared++) {
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			struct vm_mem m;
+			uint64_t mapped = (sizes[i] + page - 1) / page * page;
+			static unsigned char vec[1024];
+
+			if (mem_alloc(&m, sizes[i], shared) < 0)
+				skip(); /* RLIMIT_MEMLOCK below a few MiB here */
+			assert_int_equal((uintptr_t)m.base % align, 0);
+			assert_int_equal(m.size, sizes[i]);
+			memset(m.base, 0xa5, sizes[i]);
+			assert_true(mapped / page <= sizeof(vec));
+			assert_int_equal(mincore(m.base, mapped, vec), 0);
+			/* The page after the end was the reservation's: unmapped. */
+			errno = 0;
+			assert_int_equal(mincore(m.base + mapped, page, vec), -1);
+			assert_int_equal(errno, ENOMEM);
+			mem_free(&m);
+			assert_null(m.base);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_ok),   cmocka_unit_test(test_parse_bad),
-	    cmocka_unit_test(test_place),      cmocka_unit_test(test_zero_page),
-	    cmocka_unit_test(test_e820_sizes), cmocka_unit_test(test_mem_ptr),
+	    cmocka_unit_test(test_parse_ok),
+	    cmocka_unit_test(test_parse_bad),
+	    cmocka_unit_test(test_place),
+	    cmocka_unit_test(test_zero_page),
+	    cmocka_unit_test(test_e820_sizes),
+	    cmocka_unit_test(test_mem_ptr),
+	    cmocka_unit_test(test_mem_alloc_aligned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
