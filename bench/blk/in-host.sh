@@ -87,8 +87,20 @@ run() { # label, command...
 	sed "s/^/$label /" "$log.z" >>"$out"
 }
 
+run_qemu() {
+	run qemu qemu-system-x86_64 -enable-kvm -cpu host -smp 2 -m 256 -nographic \
+		-no-reboot -nodefaults -serial stdio -kernel "$K" -initrd "$I" -append "$C" \
+		-drive file="$D",if=none,id=d0,format=raw,aio=io_uring,cache=none \
+		-device virtio-blk-pci,drive=d0 \
+		-drive file="$FIOIMG",if=none,id=d1,format=raw \
+		-device virtio-blk-pci,drive=d1
+}
+
 i=0
 while [ "$i" -lt "$runs" ]; do
+	# QEMU goes first on odd runs: the order (load drifting over the
+	# minutes of a run) is then not always against the same VMM.
+	[ $((i % 2)) = 1 ] && run_qemu
 	run zonevm zonevm run --kernel "$K" --initrd "$I" --cmdline "$C" --cpus 2 --mem 256M \
 		--disk "$D" --disk "$FIOIMG"
 	for v in off lz4; do
@@ -115,12 +127,7 @@ while [ "$i" -lt "$runs" ]; do
 		kill "$spid"
 		wait "$spid"
 	fi
-	run qemu qemu-system-x86_64 -enable-kvm -cpu host -smp 2 -m 256 -nographic \
-		-no-reboot -nodefaults -serial stdio -kernel "$K" -initrd "$I" -append "$C" \
-		-drive file="$D",if=none,id=d0,format=raw,aio=io_uring,cache=none \
-		-device virtio-blk-pci,drive=d0 \
-		-drive file="$FIOIMG",if=none,id=d1,format=raw \
-		-device virtio-blk-pci,drive=d1
+	[ $((i % 2)) = 0 ] && run_qemu
 	i=$((i + 1))
 done
 
