@@ -79,15 +79,27 @@ static int mem_memfd(uint64_t size)
 	return fd;
 }
 
+static uint64_t mem_page(void)
+{
+	return (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 /*
- * Map SIZE bytes at a MEM_ALIGN boundary of this process's address space:
- * reserve SIZE + MEM_ALIGN bytes of nothing, map the real thing over its
- * first aligned address (MAP_FIXED replaces only our own reservation) and
- * give back the unused head and tail.  Returns MAP_FAILED with errno set.
+ * Map SIZE bytes at a MEM_ALIGN boundary of this process's address space,
+ * between two PROT_NONE guard pages: reserve enough address space, map the
+ * real thing over the reservation's first aligned address past one page
+ * (MAP_FIXED replaces only our own reservation) and give back what is left
+ * outside the guards.  The guards make a VMM overrun of guest RAM fault
+ * instead of reaching a neighbour, and keep every other mapping from
+ * abutting guest RAM: a thread stack placed right below would otherwise
+ * end on a 2 MiB boundary, and with transparent huge pages "always" its
+ * top would get a 2 MiB page (2 MiB more resident memory, seen in the
+ * emulated host).  Returns MAP_FAILED with errno set; mem_free() unmaps
+ * the guards too.
  */
 static void *mem_map_aligned(uint64_t size, int flags, int fd)
 {
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t page = mem_page();
 	uint64_t span, mapped;
 	uintptr_t r, a, end;
 	void *res, *p;
@@ -96,13 +108,13 @@ static void *mem_map_aligned(uint64_t size, int flags, int fd)
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
-	span = size + MEM_ALIGN;
 	mapped = (size + page - 1) / page * page;
+	span = mapped + MEM_ALIGN + page;
 	res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (res == MAP_FAILED)
 		return MAP_FAILED;
 	r = (uintptr_t)res;
-	a = (r + MEM_ALIGN - 1) & ~(uintptr_t)(MEM_ALIGN - 1);
+	a = (r + page + MEM_ALIGN - 1) & ~(uintptr_t)(MEM_ALIGN - 1); /* a - r in [page, 2 MiB] */
 	p = mmap((void *)a, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
 	if (p == MAP_FAILED) {
 		int err = errno;
@@ -110,9 +122,9 @@ static void *mem_map_aligned(uint64_t size, int flags, int fd)
 		errno = err;
 		return MAP_FAILED;
 	}
-	end = a + mapped;
-	if (a > r)
-		munmap(res, a - r);
+	end = a + mapped + page; /* past the upper guard; <= r + span */
+	if (a - page > r)
+		munmap(res, a - page - r);
 	if (r + span > end)
 		munmap((void *)end, r + span - end);
 	return p;
@@ -166,7 +178,8 @@ void mem_free(struct vm_mem *m)
 {
 	/* memfd is only valid while mapped (a zeroed vm_mem has base NULL). */
 	if (m->base) {
-		munmap(m->base, m->size);
+		uint64_t page = mem_page();
+		munmap(m->base - page, m->size + 2 * page); /* with the guards */
 		if (m->memfd >= 0)
 			close(m->memfd);
 	}

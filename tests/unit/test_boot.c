@@ -233,8 +233,8 @@ static void test_mem_ptr(void **state)
 
 /*
  * Guest RAM is mapped on a 2 MiB boundary (so that KVM can use 2 MiB nested
- * pages), locked, and exactly SIZE (rounded to pages) long: the rest of the
- * alignment reservation is given back.  A size that is not a multiple of
+ * pages), locked, exactly SIZE (rounded to pages) long, between two guard
+ * pages; the rest of the alignment reservation is given back.  A size that is not a multiple of
  * 2 MiB or even of a page, private and shared (memfd) alike.
  */
 static void test_mem_alloc_aligned(void **state)
@@ -256,12 +256,20 @@ static void test_mem_alloc_aligned(void **state)
 			memset(m.base, 0xa5, sizes[i]);
 			assert_true(mapped / page <= sizeof(vec));
 			assert_int_equal(mincore(m.base, mapped, vec), 0);
-			/* The page after the end was the reservation's: unmapped. */
+			/* A guard page on each side, unusable; beyond them, nothing. */
+			uint8_t *lo = m.base - page, *hi = m.base + mapped;
+			assert_int_equal(mincore(lo, page, vec), 0);
+			assert_int_equal(mincore(hi, page, vec), 0);
+			assert_int_equal(mprotect(lo, page, PROT_NONE), 0);
+			assert_int_equal(mprotect(hi, page, PROT_NONE), 0);
 			errno = 0;
-			assert_int_equal(mincore(m.base + mapped, page, vec), -1);
+			assert_int_equal(mincore(hi + page, page, vec), -1);
 			assert_int_equal(errno, ENOMEM);
 			mem_free(&m);
 			assert_null(m.base);
+			/* mem_free() unmapped the guards with the memory. */
+			assert_int_equal(mincore(lo, page, vec), -1);
+			assert_int_equal(mincore(hi, page, vec), -1);
 		}
 	}
 }
