@@ -93,8 +93,15 @@ expect_run "power-off through the ACPI sleep register gives status 0" 0 "tiny: h
 	--kernel "$WORK/tiny-poweroff"
 expect_run "reset through the ACPI reset register gives status 3" 3 "tiny: hello" \
 	--kernel "$WORK/tiny-reboot"
-expect_run "a triple fault ends the VMM with status 4 and says so" 4 "triple-faulted" \
-	--kernel "$WORK/tiny-crash"
+log="$WORK/crash.log"
+zrun "$log" --kernel "$WORK/tiny-crash"
+if [ "$rc" -eq 4 ] && grep -q "triple-faulted" "$log" &&
+	grep -Eq "vCPU 0: rip=[0-9a-f]{16} rsp=[0-9a-f]{16} .* cr0=[0-9a-f]+ " "$log"; then
+	tap_ok "a triple fault ends the VMM with status 4, says so and prints the vCPU's registers"
+else
+	tap_not_ok "a triple fault ends the VMM with status 4, says so and prints the registers (exit $rc)"
+	tap_diag "$log"
+fi
 
 # ---- bad input: a clear error before any vCPU runs ----------------------------
 expect_run "missing kernel file" 1 'cannot open kernel "/nonexistent": No such file' \
